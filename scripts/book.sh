@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Command 1: build the book into _build/html (set-up included), executing every chapter at full fidelity.
+# COURSEKIT_QUICK=1 bash scripts/book.sh builds a quick preview (small data, few epochs) instead.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/setup.sh"
+cd "$ROOT"
+export TQDM_DISABLE=1 MPLBACKEND=Agg
+exec jupyter-book build book/ --toc "$ROOT/_toc.yml" --path-output "$ROOT" -W -n --keep-going "$@"

@@ -1,0 +1,2 @@
+"""Metrics, one module per kind: ``reconstruction`` (MSE, PSNR), ``segmentation`` (confusion matrix,
+IoU, mIoU, Dice, pixel accuracy) and ``detection`` (box and mask AP)."""

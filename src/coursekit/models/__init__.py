@@ -1,0 +1,1 @@
+"""Models, one module per family (as torchvision's ``models/``), each with builder functions."""

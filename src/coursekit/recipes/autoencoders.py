@@ -1,0 +1,1 @@
+"""Recipes for the autoencoders models (filled in with their chapters)."""

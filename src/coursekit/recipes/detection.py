@@ -1,0 +1,1 @@
+"""Recipes for the detection models (filled in with their chapters)."""

@@ -1,0 +1,1 @@
+"""Recipes for the regularised and stacked autoencoders (filled in with their chapters)."""

@@ -1,0 +1,1 @@
+"""Recipes for the segmentation models (filled in with their chapters)."""
