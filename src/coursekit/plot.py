@@ -125,9 +125,9 @@ def box_overlay(image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor |
     ax = ax or plt.subplots(figsize=(3, 3))[1]
     ax.imshow(_as_image(image))
     if masks is not None:
-        for k, m in enumerate(masks):
+        for k, m in enumerate(masks):  # one colour per instance, so touching objects stay apart
             m = (m.float() > 0.5).cpu().numpy()
-            colour = mcolors.to_rgba(CLASS_COLOURS[1 + (int(labels[k]) if labels is not None else k) % 7], 0.45)
+            colour = mcolors.to_rgba(CLASS_COLOURS[1 + k % (len(CLASS_COLOURS) - 1)], 0.45)
             ax.imshow(np.where(m[..., None], np.array(colour), 0.0))
     for k, box in enumerate(boxes.detach().cpu().tolist()):
         label = int(labels[k]) if labels is not None else 1

@@ -112,7 +112,7 @@ def fit(
             if not torch.isfinite(loss):
                 bar.close()
                 raise FloatingPointError(
-                    f"loss became {float(loss)} at epoch {epoch}: lower the learning rate or clip gradients")
+                    f"loss became {loss.item()} at epoch {epoch}: lower the learning rate or clip gradients")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip is not None:
