@@ -53,6 +53,99 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _release(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from coursekit.grading.release import release
+
+    report = release(args.solutions, args.out, check=args.check)
+    if args.check:
+        if report.drifted:
+            for name in report.written:
+                if (Path(args.out) / name).is_file():
+                    print(f"{args.out}/{name} differs from what release would write from {args.solutions}/{name}")
+                else:
+                    print(f"{args.out}/{name} is missing (release writes it from {args.solutions}/{name})")
+            for name in report.removed:
+                print(f"{args.out}/{name} has no solution in {args.solutions}/")
+            print(f"coursekit release: {len(report.drifted)} exercise(s) out of date: run `coursekit release`",
+                  file=sys.stderr)
+            return 1
+        print(f"{len(report.unchanged)} exercise(s) up to date")
+        return 0
+    for name in report.written:
+        print(f"wrote {args.out}/{name}")
+    for name in report.removed:
+        print(f"removed {args.out}/{name} (its solution is gone)")
+    print(f"{len(report.written)} written, {len(report.unchanged)} unchanged, {len(report.removed)} removed",
+          file=sys.stderr)
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from coursekit.grading.grade import Settings, grade_folder, load_key
+    from coursekit.grading.report import number, write_reports
+
+    submissions, out = Path(args.submissions), Path(args.out)
+    if not submissions.is_dir():
+        raise FileNotFoundError(f"submissions folder not found: {submissions}")
+    settings = Settings(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory_mb)
+    results = grade_folder(submissions, args.key, settings=settings, exercise=args.exercise,
+                           workers=args.workers, progress=not args.no_progress, exclude=out)
+    written = write_reports(out, results, load_key(args.key), settings)
+    width = max([len(r.student) for r in results] + [7])
+    for r in results:
+        print(f"{r.student:{width}s}  {r.exercise:28s} {number(r.total):>6s} / {number(r.max):<4s} {r.status}")
+    problems = sum(r.status != "ok" for r in results)
+    print(f"graded {len(results)} notebook(s), {problems} with a status other than ok; wrote {written[0]}, "
+          f"{written[1]} and {len(written) - 2} feedback file(s) in {out / 'feedback'}", file=sys.stderr)
+    return 0
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+GRADE_HELP = """\
+Grade a folder of submitted notebooks against the key (the instructor's solutions/) and write
+grades.csv, grades.json and one feedback file per student into --out.
+
+submissions (student id = the folder's or the file's name):
+  SUBMISSIONS/<student>/<exercise>.ipynb     one folder per student, any number of exercises
+  SUBMISSIONS/<student>__<exercise>.ipynb    one file per student and exercise
+  SUBMISSIONS/<student>.ipynb                one file per student (use --exercise, or a one-exercise key)
+  Files that are not .ipynb get a row saying so; names starting with '.' are skipped.
+
+which exercise: --exercise if given, else the file name (05_sparse_autoencoder, a copy such as
+  '05_sparse_autoencoder (1)', or its number: 05, ex5), else the exercise recorded in the notebook by
+  `coursekit release`, else the key's only exercise.
+
+how: each notebook runs in its own fresh kernel, in an empty temporary folder, in quick mode
+  (COURSEKIT_QUICK=1, NBGRADER_EXECUTION=autograde, COURSEKIT_DEVICE=cpu unless set), with the limits
+  below. The locked cells and the tests (visible and hidden) are the key's, never the student's copies;
+  the student's solution cells are matched by their nbgrader grade_id, so deleted, reordered or edited
+  cells cannot change the tests. A test cell scores its points when it runs without an error (or the
+  fraction it awards with coursekit.grading.partial_credit). Errors, endless loops, kernel crashes,
+  exits, huge allocations and broken files cost only that student's points.
+
+outputs in --out:
+  grades.csv     student,exercise,task1,...,taskN,total,max,status,file (one row per student and
+                 exercise; status is 'ok' or the problems found, e.g. 'not attempted: task2_kl')
+  grades.json    the same rows, with every test's result and message, points per task, the limits
+  feedback/<student>.md  each task's points and each failing test's message (hidden tests: only that
+                 one failed)
+  Files are written atomically; grading the same folder again gives the same grades.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     from coursekit import __version__
     from coursekit.recipes import RECIPES
@@ -92,6 +185,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print final metrics as one JSON line")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "release", help="write the student notebooks (exercises/) from the solutions",
+        description="Write exercises/NAME.ipynb for every solutions/NAME.ipynb: solution code replaced by "
+                    "a stub raising NotImplementedError, hidden tests removed, outputs cleared, nbgrader "
+                    "checksums added. Exercises whose solution is gone are removed.",
+        epilog="Exit status: 0 done (or, with --check, up to date); 1 with --check when exercises/ is out "
+               "of date; 2 on an error such as an invalid solution notebook.")
+    p.add_argument("--solutions", default="solutions", metavar="DIR", help="the source notebooks (default: solutions)")
+    p.add_argument("--out", default="exercises", metavar="DIR", help="where to write (default: exercises)")
+    p.add_argument("--check", action="store_true", help="write nothing; fail if --out differs from a fresh release")
+    p.set_defaults(func=_release)
+
+    p = sub.add_parser("grade", help="grade a folder of submitted notebooks", description=GRADE_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="Exit status: 0 when every submission was graded (whatever its score); 2 on "
+                              "a missing folder, an invalid key or a bad option. Example: coursekit grade "
+                              "submissions/ --out grades/ --workers 2")
+    p.add_argument("submissions", metavar="SUBMISSIONS", help="folder of submissions (layouts above)")
+    p.add_argument("--out", default="grades", metavar="DIR", help="where to write the grades (default: grades)")
+    p.add_argument("--key", default="solutions", metavar="DIR",
+                   help="the instructor's notebooks with solutions and hidden tests (default: solutions)")
+    p.add_argument("--exercise", metavar="NAME", help="grade every notebook as this exercise (name or number)")
+    p.add_argument("--workers", type=_positive(int), default=1, metavar="N",
+                   help="notebooks graded in parallel (default 1; at most one per CPU core is sensible)")
+    p.add_argument("--cell-timeout", type=_positive(float), default=60, metavar="S",
+                   help="seconds a cell may run before it is interrupted (default 60)")
+    p.add_argument("--timeout", type=_positive(float), default=600, metavar="S",
+                   help="seconds a whole notebook may run, kernel start included (default 600)")
+    p.add_argument("--memory-mb", type=_positive(int), default=4096, metavar="MB",
+                   help="memory a kernel may allocate, in MB (default 4096; torch alone takes about 1000)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_grade)
     return parser
 
 

@@ -1,2 +1,41 @@
 """Exercises and grading: ``release`` writes student notebooks from the solutions, ``grade`` scores
-submissions safely."""
+submissions safely.
+
+* ``coursekit.grading.notebook``: nbgrader's cell metadata (schema 3), markers, validation, safe I/O.
+* ``coursekit.grading.release``: ``release(solutions, exercises)``, behind ``coursekit release``.
+* ``coursekit.grading.grade``: finding, matching and grading submissions, behind ``coursekit grade``.
+* ``coursekit.grading.runner``: the subprocess that runs one notebook in a fresh, limited kernel.
+* ``coursekit.grading.report``: ``grades.csv``, ``grades.json`` and the feedback files.
+
+Test cells in ``solutions/`` may award part of their points with ``partial_credit`` (below).
+"""
+
+from coursekit.grading.runner import PARTIAL_CREDIT_MIME
+
+
+def partial_credit(fraction: float) -> None:
+    """Award this fraction (0 to 1) of the points of the test cell that calls it.
+
+    The last call in a cell decides, and it holds even when an ``assert`` after it fails, so a test can
+    give credit for what works and still tell the student what does not::
+
+        checks = [shape_ok, range_ok, values_ok]
+        partial_credit(sum(checks) / len(checks))
+        assert all(checks), "..."
+
+    Without a call, a test cell scores all its points when it runs without an error and none otherwise.
+    (nbgrader itself ignores this record and scores the cell all or nothing.)
+    """
+    fraction = float(fraction)
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"partial credit must be a fraction between 0 and 1, not {fraction}")
+    text = f"partial credit: {fraction:.0%}"
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display({PARTIAL_CREDIT_MIME: {"fraction": fraction}, "text/plain": text}, raw=True)
+    else:
+        print(text)

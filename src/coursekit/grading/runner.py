@@ -1,0 +1,421 @@
+"""Run one notebook in a fresh kernel, cell by cell, and log each cell's outcome as a line of JSON.
+
+The grader starts this file as a subprocess for every submission (as a file: importing ``coursekit``
+would load torch into the runner)::
+
+    python src/coursekit/grading/runner.py NOTEBOOK EVENTS --workdir DIR --cell-timeout 60 --memory-mb 4096
+
+so nothing a submission does (an endless loop, a crash, ``os._exit``, a huge allocation) can reach the
+grader itself: the grader reads EVENTS, a JSON-lines log, and kills this process and its kernel when the
+notebook's own time limit is reached.
+
+* Limits: the kernel inherits ``RLIMIT_DATA`` (allocations beyond it raise ``MemoryError``), no core
+  files and a maximum file size; a watchdog also kills the kernel when the resident memory of it and its
+  children passes the limit (memory that ``RLIMIT_DATA`` does not count, e.g. shared mappings).
+* A cell that runs longer than ``--cell-timeout`` is interrupted (SIGINT); a kernel that does not answer
+  within a grace period after that, or that dies, is killed and restarted and the cells before the
+  current one are run again (all but the ones that killed it), so the remaining tests still run. After
+  ``--max-restarts`` restarts the run stops.
+* The time limit does not rely on the kernel or on nbclient's event loop: a watchdog *thread* kills the
+  kernel's process group with SIGKILL when a cell has run for the limit plus the grace period plus a
+  margin, whatever state the kernel (or the event loop, flooded with messages) is in. Processes the
+  kernel started, even ones that left its process group, are killed with it: the runner is their
+  "subreaper" (Linux), so orphans come back to it rather than to init. The grader adds the outermost wall:
+  the notebook's time limit kills this process's whole group and every kernel it started.
+* Outputs are kept small: streams up to 64 kB a cell, rich outputs dropped, except the partial-credit
+  record (``PARTIAL_CREDIT_MIME``) that ``coursekit.grading.partial_credit`` displays.
+
+Events: ``{"event": "kernel", "pid": ...}``, ``{"event": "start", "cell": i}``, ``{"event": "end",
+"cell": i, "status": "ok" | "error" | "timeout" | "died", ...}``, ``{"event": "restart", ...}``,
+``{"event": "replay", "cell": i}``, ``{"event": "abort", "reason": ...}``, ``{"event": "done"}``. The
+grader also reads the log's age: a runner that writes nothing for longer than a cell can take is killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+PARTIAL_CREDIT_MIME = "application/vnd.coursekit.partial-credit+json"
+STREAM_LIMIT = 64 * 1024
+KEEP_TEXT = 4000
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_CELL_LINE = re.compile(r"Cell In\[(\d+)\], line (\d+)")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def set_limits(memory_mb: int, file_mb: int) -> None:
+    """Limit this process and every child it starts (the kernel): heap memory, file size, no core files."""
+    try:
+        import resource
+    except ImportError:  # Windows: the watchdog and the timeouts still apply
+        return
+    wanted = [(resource.RLIMIT_CORE, 0), (resource.RLIMIT_FSIZE, file_mb * 2**20)]
+    if memory_mb > 0:
+        wanted.append((getattr(resource, "RLIMIT_DATA", resource.RLIMIT_AS), memory_mb * 2**20))
+    for limit, value in wanted:
+        soft, hard = resource.getrlimit(limit)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(limit, (value, hard))
+
+
+class _KernelSpecs(KernelSpecManager):
+    """Always the Python running the grader, whatever other kernels named python3 are installed."""
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        from ipykernel.kernelspec import get_kernel_dict
+
+        return KernelSpec(resource_dir="", **get_kernel_dict())
+
+
+class _Client(NotebookClient):
+    """nbclient, keeping only what grading needs of the outputs so a flood of prints stays cheap."""
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg["content"]
+        if msg["msg_type"] == "stream":
+            # Keep at most STREAM_LIMIT characters a cell. (Streams are not coalesced by nbclient: its
+            # carriage-return regex takes quadratic time on a long line, and a student's print('x' * 10**6)
+            # would then hang this process, where no time limit can reach it.)
+            size = sum(len(o.get("text", "")) for o in outs if o.get("output_type") == "stream")
+            if size >= STREAM_LIMIT:
+                return None
+            text = content.get("text", "")
+            if size + len(text) > STREAM_LIMIT:
+                msg = {**msg, "content": {**content, "text": text[: STREAM_LIMIT - size] + "\n[output cut]\n"}}
+        elif msg["msg_type"] in ("display_data", "execute_result", "update_display_data"):
+            data = content.get("data", {})
+            if PARTIAL_CREDIT_MIME not in data:
+                return None
+            msg = {**msg, "content": {**content, "data": {PARTIAL_CREDIT_MIME: data[PARTIAL_CREDIT_MIME]}}}
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def become_subreaper() -> None:
+    """Linux: orphaned descendants (a daemon the kernel double-forked) are re-parented to this process."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def kill_tree(pid: int | None, *, include_self: bool = True) -> None:
+    """SIGKILL ``pid``'s process group and every descendant of ``pid`` (those that left the group too)."""
+    import psutil
+
+    if pid is None:
+        return
+    try:
+        root = psutil.Process(pid)
+        procs = root.children(recursive=True) + ([root] if include_self else [])
+    except psutil.Error:
+        procs = []
+    if include_self:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+class _Watchdog:
+    """A thread that kills the kernel when a cell overruns its hard deadline (sleeps between checks)."""
+
+    def __init__(self):
+        self.deadline: float | None = None
+        self.pid: int | None = None
+        self.fired = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="cell-watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, pid: int | None, seconds: float) -> None:
+        with self._lock:
+            self.pid, self.deadline, self.fired = pid, time.monotonic() + seconds, False
+
+    def disarm(self) -> None:
+        with self._lock:
+            self.deadline = None
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.25):
+            with self._lock:
+                due = self.deadline is not None and time.monotonic() > self.deadline
+                if due:
+                    self.deadline, self.fired, pid = None, True, self.pid
+            if due:
+                kill_tree(pid)
+
+
+class _Events:
+    def __init__(self, path: str):
+        self._file = open(path, "a", encoding="utf-8")
+
+    def write(self, **event) -> None:
+        self._file.write(json.dumps(event) + "\n")
+        self._file.flush()
+
+
+def summarise(cell) -> dict:
+    """What the grader needs from an executed cell: error, error line, streams, partial credit."""
+    out = {"stdout": "", "stderr": "", "partial": None, "error": None}
+    for o in cell.get("outputs", []):
+        if o.output_type == "stream":
+            out[o.name] = (out.get(o.name, "") + o.text)
+        elif o.output_type == "error":
+            traceback = strip_ansi("\n".join(o.get("traceback", [])))
+            match = _CELL_LINE.search(traceback)
+            out["error"] = {"ename": o.ename, "evalue": strip_ansi(o.evalue)[:KEEP_TEXT],
+                            "traceback": traceback[-KEEP_TEXT:],
+                            "line": int(match.group(2)) if match else None}
+        elif PARTIAL_CREDIT_MIME in o.get("data", {}):
+            fraction = o.data[PARTIAL_CREDIT_MIME].get("fraction")
+            if isinstance(fraction, (int, float)) and 0 <= fraction <= 1:
+                out["partial"] = float(fraction)
+    for name in ("stdout", "stderr"):
+        text = out[name]
+        out[name] = text if len(text) <= KEEP_TEXT else "...\n" + text[-KEEP_TEXT:]
+    return out
+
+
+class Runner:
+    """One kernel (restarted as needed) executing the code cells of one notebook."""
+
+    def __init__(self, nb, events: _Events, *, workdir: str, cell_timeout: float, memory_mb: int,
+                 max_restarts: int):
+        self.nb, self.events, self.workdir = nb, events, workdir
+        self.cell_timeout, self.memory_mb, self.max_restarts = cell_timeout, memory_mb, max_restarts
+        self.grace = min(10.0, max(1.0, cell_timeout))  # how long an interrupted kernel has to answer
+        # Past this, the watchdog thread kills the kernel whatever nbclient is doing.
+        self.hard_limit = cell_timeout + self.grace + 5.0
+        self.watchdog = _Watchdog()
+        self.client = _Client(nb, timeout=max(1, math.ceil(cell_timeout)), allow_errors=True,
+                              interrupt_on_timeout=False, record_timing=False, startup_timeout=60,
+                              iopub_timeout=4, coalesce_streams=False,
+                              shutdown_kernel="immediate")
+        self.memory_killed = False
+        self.restarts = 0
+        self._memory_task: asyncio.Task | None = None
+
+    # -- kernel lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=_KernelSpecs())
+        await km.start_kernel(cwd=self.workdir, extra_arguments=["--HistoryManager.hist_file=:memory:"])
+        self.client.km = km
+        await self.client.async_start_new_kernel_client()
+        self.memory_killed = False
+        pid = self.kernel_pid()
+        self.events.write(event="kernel", pid=pid)
+        if self.memory_mb > 0 and pid:
+            self._memory_task = asyncio.ensure_future(self._watch_memory(pid))
+
+    def kernel_pid(self) -> int | None:
+        provisioner = getattr(self.client.km, "provisioner", None)
+        process = getattr(provisioner, "process", None)
+        return getattr(process, "pid", None)
+
+    async def stop(self) -> None:
+        if self._memory_task is not None:
+            self._memory_task.cancel()
+            self._memory_task = None
+        pid = self.kernel_pid() if self.client.km is not None else None
+        kill_tree(pid)  # the kernel, its process group and whatever it started: no polite shutdown
+        if self.client.km is not None:
+            try:
+                await asyncio.wait_for(self.client._async_cleanup_kernel(), timeout=10)
+            except Exception:  # noqa: BLE001 - a dead kernel may fail to clean up; it is gone anyway
+                self.client.km = self.client.kc = None
+
+    async def death_reason(self) -> str:
+        if self.watchdog.fired:
+            return (f"cell time limit ({self.cell_timeout:g} s) exceeded and the kernel did not stop: "
+                    f"it was killed")
+        if self.memory_killed:
+            return f"memory limit ({self.memory_mb} MB) exceeded"
+        provisioner = getattr(self.client.km, "provisioner", None)
+        code = None
+        for _ in range(20):
+            code = await provisioner.poll() if provisioner is not None else None
+            if code is not None:
+                break
+            await asyncio.sleep(0.1)
+        if code is None:
+            return "kernel stopped responding"
+        if code < 0:
+            try:
+                return f"kernel killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"kernel killed by signal {-code}"
+        return f"kernel exited (code {code})"
+
+    async def _watch_memory(self, pid: int) -> None:
+        import psutil
+
+        limit = self.memory_mb * 2**20
+        try:
+            kernel = psutil.Process(pid)
+            while True:
+                await asyncio.sleep(0.2)
+                procs = [kernel, *kernel.children(recursive=True)]
+                rss = 0
+                for p in procs:
+                    try:
+                        rss += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                if rss > limit:
+                    self.memory_killed = True
+                    for p in procs:
+                        try:
+                            p.kill()
+                        except psutil.Error:
+                            pass
+                    return
+        except psutil.Error:
+            return
+
+    async def responsive(self) -> bool:
+        """After an interrupt: does the kernel answer a trivial request within the grace period?"""
+        kc = self.client.kc
+        msg_id = kc.execute("pass", store_history=False, silent=True)
+        deadline = time.monotonic() + self.grace
+        while time.monotonic() < deadline:
+            try:
+                msg = await kc.shell_channel.get_msg(timeout=max(0.1, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001 - queue.Empty: no reply yet, or a closed channel
+                await asyncio.sleep(0.05)
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return True
+        return False
+
+    # -- execution --------------------------------------------------------------------------------
+    async def execute(self, index: int) -> dict:
+        """Run cell ``index``; return its outcome: status, error, streams, partial credit, seconds."""
+        cell = self.nb.cells[index]
+        began = time.monotonic()
+        status, reason = "ok", None
+        self.watchdog.arm(self.kernel_pid(), self.hard_limit)
+        try:
+            await self.client.async_execute_cell(cell, index)
+        except CellTimeoutError:
+            status, reason = "timeout", f"cell time limit ({self.cell_timeout:g} s) exceeded"
+            try:
+                await self.client.km.interrupt_kernel()
+                alive = await self.responsive()
+            except Exception:  # noqa: BLE001 - a kernel that cannot even be interrupted is dead to us
+                alive = False
+            if not alive:
+                status, reason = "died", reason + " and the kernel ignored the interrupt"
+        except DeadKernelError:
+            status, reason = "died", await self.death_reason()
+        finally:
+            self.watchdog.disarm()
+        if self.watchdog.fired and status != "died":
+            status, reason = "died", await self.death_reason()
+        outcome = {"status": status, "reason": reason, **summarise(cell),
+                   "seconds": round(time.monotonic() - began, 3)}
+        if status == "ok" and outcome["error"]:
+            outcome["status"] = "error"
+        return outcome
+
+    async def restart(self, before: list[int], killers: set[int]) -> bool:
+        """Restart the kernel and replay the cells in ``before`` except the ``killers``; False if out of restarts."""
+        while True:
+            self.restarts += 1
+            if self.restarts > self.max_restarts:
+                return False
+            await self.stop()
+            self.events.write(event="restart", count=self.restarts)
+            await self.start()
+            for index in before:
+                if index in killers:
+                    continue
+                self.events.write(event="replay", cell=index)
+                if (await self.execute(index))["status"] in ("died", "timeout"):
+                    killers.add(index)
+                    break
+            else:
+                return True
+
+    async def run(self) -> None:
+        code = [i for i, c in enumerate(self.nb.cells) if c.cell_type == "code" and c.source.strip()]
+        killers: set[int] = set()
+        await self.start()
+        try:
+            for position, index in enumerate(code):
+                self.events.write(event="start", cell=index)
+                outcome = await self.execute(index)
+                self.events.write(event="end", cell=index, **outcome)
+                if outcome["status"] in ("died", "timeout"):  # not worth running again after a restart
+                    killers.add(index)
+                if outcome["status"] == "died":
+                    if not await self.restart(code[:position], killers):
+                        self.events.write(event="abort", reason=f"the kernel died {self.restarts} times")
+                        return
+            self.events.write(event="done")
+        finally:
+            self.watchdog.close()
+            await self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m coursekit.grading.runner", description=__doc__.split("\n")[0])
+    parser.add_argument("notebook")
+    parser.add_argument("events")
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--cell-timeout", type=float, default=60)
+    parser.add_argument("--memory-mb", type=int, default=4096)
+    parser.add_argument("--file-mb", type=int, default=512)
+    parser.add_argument("--max-restarts", type=int, default=3)
+    args = parser.parse_args(argv)
+    set_limits(args.memory_mb, args.file_mb)
+    become_subreaper()
+    events = _Events(args.events)
+    nb = nbformat.read(args.notebook, as_version=4)
+    runner = Runner(nb, events, workdir=str(Path(args.workdir).resolve()), cell_timeout=args.cell_timeout,
+                    memory_mb=args.memory_mb, max_restarts=args.max_restarts)
+    try:
+        asyncio.run(runner.run())
+    except Exception as err:  # noqa: BLE001 - reported to the grader, which keeps going
+        import traceback
+
+        events.write(event="crash", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()[-KEEP_TEXT:])
+        return 1
+    finally:
+        kill_tree(os.getpid(), include_self=False)  # orphans re-parented to us (see become_subreaper)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
