@@ -25,6 +25,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="pass --quick to every run")
     parser.add_argument("--device", help="pass --device to every run")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--out-dir", help="also write each model's checkpoint (and sidecar) to DIR/NAME.pt")
     args = parser.parse_args()
     names = args.names or list(RECIPES)
     unknown = sorted(set(names) - set(RECIPES))
@@ -36,6 +37,7 @@ def main() -> int:
         cmd = [sys.executable, "-m", "coursekit.cli", "train", name, "--json", "--no-progress"]
         cmd += ["--quick"] if args.quick else []
         cmd += ["--device", args.device] if args.device else []
+        cmd += ["--out", f"{args.out_dir}/{name}.pt"] if args.out_dir else []
         start = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True)
         seconds = time.perf_counter() - start

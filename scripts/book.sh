@@ -5,5 +5,5 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-export TQDM_DISABLE=1 MPLBACKEND=Agg
+export TQDM_DISABLE=1
 exec jupyter-book build book/ --toc "$ROOT/_toc.yml" --path-output "$ROOT" -W -n --keep-going "$@"

@@ -5,5 +5,5 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-export COURSEKIT_QUICK=1 TQDM_DISABLE=1 MPLBACKEND=Agg PYTHONHASHSEED=0
+export COURSEKIT_QUICK=1 TQDM_DISABLE=1 PYTHONHASHSEED=0
 exec python -m pytest -n 2 --dist loadscope --nbval-lax -p no:cacheprovider "$@"
