@@ -5,6 +5,12 @@ Nothing here downloads anything unless a user passes ``download=True`` to a real
 
 from coursekit.data.digits import Split, load_digits_split
 from coursekit.data.real import load_mnist
+from coursekit.data.segmentation_real import (
+    IGNORE_INDEX,
+    OxfordPetSegmentation,
+    PascalVOCSegmentation,
+    load_segmentation,
+)
 from coursekit.data.shapes import (
     CLASSES,
     Scene,
@@ -14,5 +20,6 @@ from coursekit.data.shapes import (
     make_scene,
 )
 
-__all__ = ["CLASSES", "Split", "load_mnist", "Scene", "ShapesDetection", "ShapesSegmentation",
+__all__ = ["CLASSES", "IGNORE_INDEX", "OxfordPetSegmentation", "PascalVOCSegmentation", "Split",
+           "load_mnist", "load_segmentation", "Scene", "ShapesDetection", "ShapesSegmentation",
            "detection_collate", "load_digits_split", "make_scene"]
