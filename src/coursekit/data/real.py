@@ -11,11 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torchvision import datasets
 
 from coursekit.data.digits import Split
 
-_MNIST_LIKE = {"mnist": datasets.MNIST, "fashion": datasets.FashionMNIST}
+_MNIST_LIKE = {"mnist": "MNIST", "fashion": "FashionMNIST"}  # torchvision's classes, imported when used
 
 
 def load_mnist(root: str | Path, kind: str = "mnist", *, download: bool = False, flat: bool = True,
@@ -28,7 +27,9 @@ def load_mnist(root: str | Path, kind: str = "mnist", *, download: bool = False,
     """
     if kind not in _MNIST_LIKE:
         raise ValueError(f"unknown kind {kind!r}: use one of {sorted(_MNIST_LIKE)}")
-    cls = _MNIST_LIKE[kind]
+    from torchvision import datasets  # slow to import: only when a real dataset is asked for
+
+    cls = getattr(datasets, _MNIST_LIKE[kind])
     try:
         train = cls(str(root), train=True, download=download)
         test = cls(str(root), train=False, download=download)
