@@ -49,9 +49,10 @@ def load_split(config: TrainConfig, flat: bool) -> tuple[Split, str]:
     raise ValueError(f"unknown data {config.data!r} for an autoencoder: use default, digits, mnist or fashion")
 
 
-def _settings(name: str, config: TrainConfig, split: Split, kind: str) -> dict[str, Any]:
-    """Epochs, lr, batch size and code size: the command line's, else the dataset's defaults, quick-sized."""
-    defaults = dict(_DEFAULTS[kind][name])
+def settings(defaults: dict[str, Any], config: TrainConfig, split: Split) -> dict[str, Any]:
+    """Epochs, lr, batch size and code size: the command line's, else ``defaults``, whose
+    ``quick_epochs`` replace ``epochs`` in quick mode (a ``batch_size`` of None means full batch)."""
+    defaults = dict(defaults)
     quick_epochs = defaults.pop("quick_epochs")
     if _is_quick(config):
         defaults["epochs"] = quick_epochs
@@ -61,7 +62,8 @@ def _settings(name: str, config: TrainConfig, split: Split, kind: str) -> dict[s
     return settings
 
 
-def _metrics(model: torch.nn.Module, split: Split) -> dict[str, float]:
+def reconstruction_metrics(model: torch.nn.Module, split: Split) -> dict[str, float]:
+    """``test_mse`` and ``train_mse`` (squared error per pixel) and the number of parameters."""
     return {"test_mse": evaluate_mse(model, split.x_test), "train_mse": evaluate_mse(model, split.x_train),
             "parameters": float(sum(p.numel() for p in model.parameters()))}
 
@@ -70,7 +72,7 @@ def _metrics(model: torch.nn.Module, split: Split) -> dict[str, float]:
         build=lambda **config: linear_ae(**config))
 def train_linear_ae(config: TrainConfig) -> TrainResult:
     split, kind = load_split(config, flat=True)
-    s = _settings("linear-ae", config, split, kind)
+    s = settings(_DEFAULTS[kind]["linear-ae"], config, split)
     seed_everything(config.seed)
     model = linear_ae(split.x_train.shape[1], s["code_size"])
     history = train_autoencoder(model, split, epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"],
@@ -79,7 +81,7 @@ def train_linear_ae(config: TrainConfig) -> TrainResult:
     refine_lbfgs(model, split.x_train, max_iter=300 if _is_quick(config) else 1000)
     pca = PCA.fit(split.x_train, s["code_size"])
     angles = principal_angles(model.decoder[0].weight.detach().cpu(), pca.components.T)
-    metrics = {**_metrics(model, split),
+    metrics = {**reconstruction_metrics(model, split),
                "pca_test_mse": mse(pca.reconstruct(split.x_test), split.x_test),
                "max_principal_angle_deg": math.degrees(float(angles.max()))}
     return TrainResult(model, {"in_features": model.in_features, "code_size": s["code_size"]}, metrics, history)
@@ -89,21 +91,21 @@ def train_linear_ae(config: TrainConfig) -> TrainResult:
         build=lambda **config: dense_ae(**config))
 def train_dense_ae(config: TrainConfig) -> TrainResult:
     split, kind = load_split(config, flat=True)
-    s = _settings("dense-ae", config, split, kind)
+    s = settings(_DEFAULTS[kind]["dense-ae"], config, split)
     seed_everything(config.seed)
     model = dense_ae(split.x_train.shape[1], s["code_size"])
     history = train_autoencoder(model, split, epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"],
                                 schedule="cosine", device=get_device(config.device), progress=config.progress,
                                 seed=config.seed)
     return TrainResult(model, {"in_features": model.in_features, "code_size": s["code_size"]},
-                       _metrics(model, split), history)
+                       reconstruction_metrics(model, split), history)
 
 
 @recipe("conv-ae", help="convolutional autoencoder: normalised input, ReLU, sigmoid on the last convolution",
         build=lambda **config: conv_ae(**config))
 def train_conv_ae(config: TrainConfig) -> TrainResult:
     split, kind = load_split(config, flat=False)
-    s = _settings("conv-ae", config, split, kind)
+    s = settings(_DEFAULTS[kind]["conv-ae"], config, split)
     channels, height, width = split.x_train.shape[1:]
     cells = (height // 4) * (width // 4)  # the code map is H/4 × W/4
     if s["code_size"] % cells:
@@ -116,4 +118,4 @@ def train_conv_ae(config: TrainConfig) -> TrainResult:
     history = train_autoencoder(model, split, epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"],
                                 schedule="cosine", device=get_device(config.device), progress=config.progress,
                                 seed=config.seed)
-    return TrainResult(model, arch, _metrics(model, split), history)
+    return TrainResult(model, arch, reconstruction_metrics(model, split), history)

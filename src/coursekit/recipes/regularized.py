@@ -24,29 +24,21 @@ from coursekit.models.regularized import (Corruption, code_sensitivity, contract
                                           dataset_rho_hat, jacobian_frobenius, kl_sparsity, sparse_penalty)
 from coursekit.models.stacked import accuracy, fine_tune, greedy_pretrain, stacked_classifier
 from coursekit.recipes import TrainConfig, TrainResult, recipe
-from coursekit.recipes.autoencoders import _metrics, load_split
+from coursekit.recipes.autoencoders import load_split, reconstruction_metrics, settings
 
 RHO, BETA = 0.05, 0.03                  # sparse: target mean activation, weight of the KL term
 NOISE = ("masking", 0.3)                # denoising: corruption and its level
 LAM = 1e-3                              # contractive: weight of ‖J_f(x)‖²_F
 
 _DEFAULTS = {
-    "digits": dict(code_size=32, epochs=100, lr=1e-2, batch_size=64),
-    "mnist": dict(code_size=64, epochs=10, lr=3e-3, batch_size=128),
+    "digits": dict(code_size=32, epochs=100, quick_epochs=2, lr=1e-2, batch_size=64),
+    "mnist": dict(code_size=64, epochs=10, quick_epochs=2, lr=3e-3, batch_size=128),
 }
-
-
-def _settings(config: TrainConfig, kind: str) -> dict[str, Any]:
-    """The command line's epochs, lr, batch and code size, else the dataset's defaults; 2 epochs in quick mode."""
-    settings = {key: config.get(key, value) for key, value in _DEFAULTS[kind].items()}
-    if (config.quick or quick_mode()) and config.epochs is None:
-        settings["epochs"] = 2
-    return settings
 
 
 def _train_dense(config: TrainConfig, **regulariser) -> tuple[torch.nn.Module, Split, dict, Any]:
     split, kind = load_split(config, flat=True)
-    s = _settings(config, kind)
+    s = settings(_DEFAULTS[kind], config, split)
     seed_everything(config.seed)
     model = dense_ae(split.x_train.shape[1], s["code_size"])
     history = train_autoencoder(model, split, epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"],
@@ -60,7 +52,7 @@ def _train_dense(config: TrainConfig, **regulariser) -> tuple[torch.nn.Module, S
 def train_sparse_ae(config: TrainConfig) -> TrainResult:
     model, split, arch, history = _train_dense(config, penalty=sparse_penalty(RHO, BETA))
     rho_hat = dataset_rho_hat(model, split.x_train)
-    metrics = {**_metrics(model, split), "rho": RHO, "beta": BETA, "mean_rho_hat": float(rho_hat.mean()),
+    metrics = {**reconstruction_metrics(model, split), "rho": RHO, "beta": BETA, "mean_rho_hat": float(rho_hat.mean()),
                "max_rho_hat": float(rho_hat.max()), "kl_train": float(kl_sparsity(RHO, rho_hat))}
     return TrainResult(model, arch, metrics, history)
 
@@ -74,7 +66,7 @@ def train_denoising_ae(config: TrainConfig) -> TrainResult:
     device = next(model.parameters()).device
     with torch.no_grad():
         denoised = model(noisy.to(device)).cpu()
-    metrics = {**_metrics(model, split), "noise_level": level, "psnr_corrupted": psnr(noisy, split.x_test),
+    metrics = {**reconstruction_metrics(model, split), "noise_level": level, "psnr_corrupted": psnr(noisy, split.x_test),
                "psnr_denoised": psnr(denoised, split.x_test),
                "denoised_test_mse": float(((denoised.double() - split.x_test.double()) ** 2).mean())}
     return TrainResult(model, arch, metrics, history)
@@ -88,7 +80,7 @@ def train_contractive_ae(config: TrainConfig) -> TrainResult:
     device = next(model.parameters()).device
     x_test = split.x_test.to(device)
     jac = jacobian_frobenius(model.encode, x_test)
-    metrics = {**_metrics(model, split), "lam": LAM, "jacobian_frobenius_sq": float(jac.double().mean()),
+    metrics = {**reconstruction_metrics(model, split), "lam": LAM, "jacobian_frobenius_sq": float(jac.double().mean()),
                "code_sensitivity": code_sensitivity(model.encode, x_test, eps=0.1,
                                                     generator=torch.Generator(device).manual_seed(config.seed))}
     return TrainResult(model, arch, metrics, history)
@@ -98,7 +90,7 @@ def train_contractive_ae(config: TrainConfig) -> TrainResult:
         build=lambda **config: stacked_classifier(**config))
 def train_stacked_ae(config: TrainConfig) -> TrainResult:
     split, kind = load_split(config, flat=True)
-    s = _settings(config, kind)
+    s = settings(_DEFAULTS[kind], config, split)
     device = get_device(config.device)
     code_size = config.get("code_size", s["code_size"] // 2)  # 64 → 32 → 16 on the digits, as in its chapter
     sizes = (2 * code_size, code_size)
