@@ -1,8 +1,8 @@
 """Notebooks for the grading tests: a tiny exercise (no torch, runs in a second) and hostile submissions.
 
-``toy_key()`` is a three-task exercise in the course's format (6 points). ``HOSTILE`` maps a case name to
-a function that writes that submission into a folder and the row it must produce: the points per task
-and a fragment the status must contain.
+``toy_key()`` is a three-task exercise in the course's format (6 points). ``hostile_cases(...)`` maps a
+case name to a ``Case``: a function that writes that submission into a folder and the row it must produce
+(the points per task and a fragment the status must contain).
 """
 
 from __future__ import annotations

@@ -93,3 +93,4 @@ def test_batched_nms_matches_torchvision():
     scores, labels = torch.rand(150, generator=g), torch.randint(1, 4, (150,), generator=g)
     assert (B.batched_nms(boxes, scores, labels, 0.5).tolist()
             == ops.batched_nms(boxes, scores, labels, 0.5).tolist())
+    assert B.batched_nms(boxes[:0], scores[:0], labels[:0], 0.5).tolist() == []

@@ -133,6 +133,15 @@ def test_ap_hand_computed():
     assert detection_ap(pred, target)[0.5] == 0.0
 
 
+def test_ap_counts_at_most_max_detections_per_image_and_class():
+    # 100 false positives outscore the one true positive: COCO's 100 per image drop it, 101 keep it
+    boxes = [[40.0 + k / 10, 40, 50, 50] for k in range(100)] + [[0, 0, 10, 10]]
+    scores = [0.9 - k / 1000 for k in range(100)] + [0.1]
+    pred, target = _one_class(boxes, scores, [[0, 0, 10, 10]])
+    assert detection_ap(pred, target, iou_thresholds=[0.5])[0.5] == 0.0
+    assert detection_ap(pred, target, iou_thresholds=[0.5], max_detections=101)[0.5] == pytest.approx(1 / 101)
+
+
 def test_ap_averages_over_classes_with_ground_truth_only():
     target = {"boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]]), "labels": torch.tensor([1, 2])}
     pred = {"boxes": torch.tensor([[0.0, 0, 10, 10], [40, 40, 50, 50]]), "scores": torch.tensor([0.9, 0.8]),

@@ -59,7 +59,7 @@ def test_hostile_submission_gets_its_row(hostile, name):
 def test_one_row_per_submission_and_the_whole_run_is_bounded(hostile):
     results, _, seconds = hostile
     assert sorted(results) == sorted(CASES)
-    # 33 notebooks, a few of them stuck until a limit: far less than the sum of the limits.
+    # ~30 notebooks, a few of them stuck until a limit: far less than the sum of the limits.
     assert seconds < len(CASES) * TIMEOUT / 4, seconds
 
 
@@ -255,3 +255,42 @@ def test_locked_cells_in_the_key_are_never_taken_from_the_submission(tmp_path, k
     assert sub.path == path
     result = grade_submission(sub, load_key(key), SETTINGS)
     assert result.tasks["task2"] == 0 and "locked cells edited: test_task2_square" in result.status
+
+
+def test_partial_credit_comes_from_the_keys_test_only(tmp_path):
+    """A key's test may award part of its points; a record the student's code displays awards nothing."""
+    key = tmp_path / "key"
+    nb = gb.toy_key()
+    gb.cell(nb, "test_task2_square").source = (
+        "from coursekit.grading import partial_credit\n"
+        "checks = [square(3) == 9, square(-2) == 4]\n"
+        "partial_credit(sum(checks) / len(checks))\n"
+        'assert all(checks), "square is wrong for negative numbers"')
+    gb.save(nb, key / f"{gb.EXERCISE}.ipynb")
+    forge = ("from IPython.display import display\n"
+             "display({'application/vnd.coursekit.partial-credit+json': {'fraction': 1.0}, 'text/plain': ''},"
+             " raw=True)\nreturn 0")
+    gb.save(gb.answered(task2_square="return 3 * x", task1_mean=forge), tmp_path / "subs" / "s__toy.ipynb")
+    [sub] = find_submissions(tmp_path / "subs")
+    result = grade_submission(sub, load_key(key), Settings(cell_timeout=60, timeout=120, memory_mb=4096))
+    assert result.tasks == {"task1": 0.0, "task2": 0.5, "task3": 3.0}, (result.tasks, result.status)
+    [task2] = [t for t in result.tests if t.task == "task2"]
+    assert not task2.passed and task2.partial == 0.5 and "(partial credit: 50%)" in task2.message
+
+
+def test_borrowed_finds_library_calls_under_any_name():
+    """``borrowed`` is what hidden tests use to refuse an answer imported from coursekit or torchvision."""
+    import coursekit.models.boxes as boxes_module
+    from coursekit.grading import borrowed
+
+    namespace = {"boxes_module": boxes_module, "iou": boxes_module.box_iou, "math": __import__("math")}
+    exec("def own(a):\n    return math.sqrt(helper(a))\n"
+         "def helper(a):\n    return a\n"
+         "def alias(a, b):\n    return iou(a, b)\n"
+         "def attribute(a, b):\n    return boxes_module.box_iou(a, b)\n"
+         "def local(a, b):\n    from torchvision.ops import box_iou\n    return box_iou(a, b)\n"
+         "def nested(a, b):\n    return (lambda: iou(a, b))()\n", namespace)
+    assert borrowed(namespace["own"]) == []
+    assert borrowed(namespace["alias"]) == ["iou"] and borrowed(namespace["nested"]) == ["iou"]
+    assert borrowed(namespace["attribute"]) == ["boxes_module"]
+    assert borrowed(namespace["local"]) == ["torchvision.ops"]

@@ -71,6 +71,18 @@ def test_release_is_deterministic_and_check_detects_drift(tmp_path, capsys):
     assert sorted(p.name for p in ex.iterdir()) == ["notes.ipynb", "toy.ipynb"]
 
 
+def test_released_files_get_the_usual_permissions(tmp_path):
+    """Atomic writes go through a private temporary file; the result is as readable as open() makes it."""
+    import os
+    import stat
+
+    sol, ex = gb.write_key(tmp_path / "sol"), tmp_path / "ex"
+    umask = os.umask(0)
+    os.umask(umask)
+    release(sol, ex)
+    assert stat.S_IMODE((ex / "toy.ipynb").stat().st_mode) == 0o666 & ~umask
+
+
 def test_release_refuses_an_invalid_solution(tmp_path, capsys):
     sol = gb.write_key(tmp_path / "solutions")
     nb = gb.toy_key()

@@ -66,14 +66,15 @@ def train_detector(model: nn.Module, dataset: Dataset, *, epochs: int, lr: float
 
 @torch.no_grad()
 def predict(model: nn.Module, images: Iterable[torch.Tensor], batch_size: int = 32) -> list[dict]:
-    """The model's detections for each image (on the CPU), in eval mode, on the model's device."""
+    """The model's detections for each image (on the CPU; float32 boxes, scores and masks, int64 labels),
+    computed in eval mode on the model's device."""
     model.eval()
     device = next(model.parameters()).device
     images = list(images)
     out: list[dict] = []
     for start in range(0, len(images), batch_size):
         batch = [im.to(device) for im in images[start:start + batch_size]]
-        out += [{k: v.float().cpu() for k, v in p.items()} for p in model(batch)]
+        out += [{k: (v.float() if v.is_floating_point() else v).cpu() for k, v in p.items()} for p in model(batch)]
     return out
 
 

@@ -7,8 +7,11 @@ submissions safely.
 * ``coursekit.grading.runner``: the subprocess that runs one notebook in a fresh, limited kernel.
 * ``coursekit.grading.report``: ``grades.csv``, ``grades.json`` and the feedback files.
 
-Test cells in ``solutions/`` may award part of their points with ``partial_credit`` (below).
+Test cells in ``solutions/`` may award part of their points with ``partial_credit`` (below), and
+check with ``borrowed`` that an answer is computed, not imported from the library that has it.
 """
+
+import types
 
 from coursekit.grading.runner import PARTIAL_CREDIT_MIME
 
@@ -39,3 +42,26 @@ def partial_credit(fraction: float) -> None:
         display({PARTIAL_CREDIT_MIME: {"fraction": fraction}, "text/plain": text}, raw=True)
     else:
         print(text)
+
+
+def borrowed(function, packages: tuple[str, ...] = ("coursekit", "torchvision")) -> list[str]:
+    """The names ``function`` uses that come from ``packages``: ``[]`` when it computes its answer itself.
+
+    A name counts when the function (or a function nested in it) imports from one of the packages, or
+    refers to a global module, function or class defined in one of them, under any alias. A hidden test
+    asserts ``not borrowed(student_function)`` where the exercise asks for something the course's own
+    package (or torchvision) already provides. It catches plain reuse, not a determined cheat.
+    """
+    def names(code: types.CodeType):
+        yield from code.co_names
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                yield from names(const)
+
+    found = []
+    for name in dict.fromkeys(names(function.__code__)):
+        value = function.__globals__.get(name)
+        origin = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+        if any(str(x).split(".")[0] in packages for x in (name, origin) if x):
+            found.append(name)
+    return found

@@ -462,7 +462,9 @@ def score(exercise: Exercise, plan: list[Planned], outcomes: dict[int, dict], st
         if cell.role != "test":
             continue
         spec = tests[cell.grade_id]
-        partial = out.get("partial") if out else None
+        # Only a key's test that calls partial_credit may award part of its points: a record displayed by
+        # the student's code (a function the test calls) must not turn a failed test into points.
+        partial = out.get("partial") if out and "partial_credit" in cell.source else None
         points = spec.points * partial if partial is not None else 0.0
         passed = status == "ok"
         if passed:
@@ -473,7 +475,8 @@ def score(exercise: Exercise, plan: list[Planned], outcomes: dict[int, dict], st
             message = f"stopped: {stopped}" if stopped else "stopped"
         elif status in ("died", "timeout"):
             message = out["reason"] if status == "died" else f"time limit ({settings.cell_timeout:g} s) exceeded"
-        elif error and error.get("line") in spec.hidden:
+        elif error and (error.get("line") in spec.hidden or (error.get("line") is None and spec.hidden)):
+            # no line found in the traceback: the error may come from a hidden test, so say nothing more
             message = f"a hidden test failed ({error['ename']})"
         elif error:
             message = _error_text(error)
@@ -504,12 +507,11 @@ def grade_submission(sub: Submission, exercises: dict[str, Exercise], settings: 
         return _zero(exercises.get(name), result, sub.problem)
     try:
         nb = parse_notebook(sub.path.read_bytes())
-    except InvalidNotebook as err:
+    except (InvalidNotebook, OSError) as err:
         name = name or (names[0] if len(names) == 1 else None)
         result.exercise = name or ""
-        return _zero(exercises.get(name), result, f"invalid notebook: {err}")
-    except OSError as err:
-        return _zero(exercises.get(name), result, f"unreadable file: {err.strerror or err}")
+        why = f"invalid notebook: {err}" if isinstance(err, InvalidNotebook) else f"unreadable file: {err.strerror or err}"
+        return _zero(exercises.get(name), result, why)
     if name is None:
         recorded = nb.metadata.get("coursekit", {})
         name = resolve_exercise(recorded.get("exercise") if isinstance(recorded, dict) else None, names)
@@ -549,8 +551,9 @@ def grade_folder(submissions: str | Path, key: str | Path = "solutions", *, sett
                 try:
                     results.append(future.result())
                 except Exception as err:  # noqa: BLE001 - a grader bug must not cost the other students
-                    results.append(_zero(exercises.get(exercise or resolve_exercise(sub.hint, sorted(exercises))),
-                                         Result(sub.student, "", sub.file), f"grader error: {type(err).__name__}: {err}"))
+                    name = exercise or resolve_exercise(sub.hint, sorted(exercises)) or ""
+                    results.append(_zero(exercises.get(name), Result(sub.student, name, sub.file),
+                                         f"grader error: {type(err).__name__}: {err}"))
                 bar.update()
         except BaseException:
             for future in futures:

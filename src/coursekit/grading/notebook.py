@@ -282,8 +282,22 @@ def notebook_text(nb) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
+def _new_file_mode() -> int:
+    """The permissions ``open()`` gives a new file: 0o666 less the umask (``mkstemp`` gives 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _new_file_mode()  # read once, at import: os.umask is process-wide, not thread-safe
+
+
 def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half of one."""
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half of one.
+
+    The file gets the permissions of a file written with ``open()`` (not the private 0o600 of the
+    temporary file it is renamed from), so released exercises and grades are readable as usual.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -292,6 +306,7 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -39,7 +39,8 @@ def mask_iou(masks1: torch.Tensor, masks2: torch.Tensor) -> torch.Tensor:
 
 def match_detections(ious: torch.Tensor, iou_threshold: float) -> np.ndarray:
     """Greedy matching of one image's detections (rows, sorted by decreasing score) to its ground
-    truth (columns): each detection takes the unmatched ground truth of highest IoU >= threshold.
+    truth (columns): each detection takes the unmatched ground truth of highest IoU >= threshold (on an
+    exact tie the first column; COCO's loop takes the last, which can only change which one is taken).
     Returns a boolean array: is detection i a true positive?"""
     ious = ious.detach().cpu().double().numpy()
     taken = np.zeros(ious.shape[1], dtype=bool)
