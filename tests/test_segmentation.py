@@ -1,0 +1,306 @@
+"""Segmentation: FCN/SegNet/U-Net shapes, unpooling, losses, metrics, recipes and the CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+from coursekit.metrics.segmentation import (
+    ConfusionMatrix, confusion_matrix, dice_per_class, iou_per_class, mean_iou, pixel_accuracy,
+    segmentation_summary,
+)
+from coursekit.models.fcn import FCN, bilinear_kernel, bilinear_upsampler, fcn8s, fcn16s, fcn32s
+from coursekit.models.losses import SegmentationLoss, cross_entropy, soft_dice_loss
+from coursekit.models.segblocks import center_crop
+from coursekit.models.segnet import segnet
+from coursekit.models.unet import UNet, match_skip, unet, unet_valid, valid_input_size, valid_output_size
+from coursekit.recipes import RECIPES, TrainConfig
+from coursekit.segtrain import PairLoader, evaluate, load_shapes_split, mosaic, show_predictions
+from coursekit.train import load_checkpoint
+
+BUILDERS = {"fcn32s": fcn32s, "fcn16s": fcn16s, "fcn8s": fcn8s, "segnet": segnet, "unet": unet}
+
+
+# ---------------------------------------------------------------------------------------------- models
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+@pytest.mark.parametrize("size", [(64, 64), (67, 91), (33, 17)])
+def test_models_keep_height_and_width(name, size):
+    torch.manual_seed(0)
+    model = BUILDERS[name](num_classes=5).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, *size))
+    assert out.shape == (2, 5, *size)
+
+
+def test_bilinear_kernel_matches_interpolate():
+    # A ×f transposed convolution with the bilinear kernel = bilinear interpolation (align_corners=False)
+    # away from the borders (where the transposed convolution sees zeros).
+    x = torch.rand(1, 2, 6, 7)
+    for factor in (2, 4, 8):
+        up = bilinear_upsampler(2, factor)
+        ours = up(x)
+        assert ours.shape[-2:] == (6 * factor, 7 * factor)
+        ref = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+        inner = (slice(None), slice(None), slice(factor, -factor), slice(factor, -factor))
+        torch.testing.assert_close(ours[inner], ref[inner], atol=1e-5, rtol=1e-5)
+    w = bilinear_kernel(4)
+    torch.testing.assert_close(w[0], torch.tensor([0.0625, 0.1875, 0.1875, 0.0625]))
+    torch.testing.assert_close(bilinear_kernel(3)[1], torch.tensor([0.5, 1.0, 0.5]))
+
+
+def test_fcn_skips_start_at_zero():
+    # Zero-initialised skip scorers: FCN-16s/8s start as FCN-32s (the paper's training trick).
+    torch.manual_seed(0)
+    b = fcn8s().eval()
+    x = torch.rand(1, 3, 64, 64)
+    coarse = b.score(b.fc(_pool5(b, x)))
+    up = b.up_final(_crop(b.up_pool3(_crop(b.up_pool4(coarse), 4)), 8))[..., :64, :64]
+    torch.testing.assert_close(b(x), up)
+    with pytest.raises(ValueError):
+        FCN(variant="4s")
+
+
+def _pool5(model, x):
+    for stage in model.stages:
+        x = model.pool(stage(x))
+    return x
+
+
+def _crop(x, size):
+    return x[..., :size, :size]
+
+
+def test_segnet_unpools_at_the_saved_indices():
+    model = segnet(widths=(4, 8)).eval()
+    x = torch.rand(1, 3, 13, 10)
+    with torch.no_grad():
+        features = model.encoder[0](x)
+        pooled, idx = model.pool(features)
+        restored = model.unpool(pooled, idx, output_size=features.shape[-2:])
+    assert restored.shape == features.shape
+    nonzero = restored != 0
+    # every kept value sits where the encoder's maximum was, and equals it; the rest is zero
+    torch.testing.assert_close(restored[nonzero], features[nonzero])
+    flat = restored.flatten(2)
+    torch.testing.assert_close(flat.gather(2, idx.flatten(2)), pooled.flatten(2))
+    assert int(nonzero.sum()) <= pooled.numel()
+    # hand case: the maximum of each 2×2 window goes back to its place
+    a = torch.tensor([[[[1., 5., 2., 0.], [3., 4., 9., 1.]]]])
+    p, i = torch.nn.MaxPool2d(2, 2, return_indices=True)(a)
+    u = torch.nn.MaxUnpool2d(2, 2)(p, i, output_size=a.shape[-2:])
+    assert u.tolist() == [[[[0., 5., 0., 0.], [0., 0., 9., 0.]]]]
+
+
+def test_unet_valid_variant_crops_as_the_paper():
+    assert valid_output_size(572, depth=4) == 388
+    assert valid_output_size(573, depth=4) is None
+    assert valid_input_size(388, depth=4) == 572
+    model = unet_valid(num_classes=2, base_width=2).eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 572, 572)).shape == (1, 2, 388, 388)
+        small = UNet(4, base_width=4, depth=2, padding="valid").eval()
+        n = valid_input_size(64, depth=2)
+        out = small(torch.rand(1, 3, n, n))
+    assert out.shape[-1] == valid_output_size(n, depth=2) >= 64
+    skip, up = torch.arange(36.).reshape(1, 1, 6, 6), torch.zeros(1, 1, 2, 2)
+    cropped, _ = match_skip(skip, up, "valid")
+    assert cropped.flatten().tolist() == [14., 15., 20., 21.]
+    padded_skip, padded_up = match_skip(torch.zeros(1, 1, 5, 7), torch.ones(1, 1, 4, 6), "same")
+    assert padded_up.shape == (1, 1, 5, 7) and padded_up[..., :4, :6].all() and padded_up[..., 4, :].sum() == 0
+    with pytest.raises(ValueError):
+        center_crop(torch.zeros(1, 2, 2), 3, 3)
+    with pytest.raises(ValueError):
+        UNet(padding="reflect")
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def test_confusion_matrix_matches_sklearn_and_ignores_255():
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 4, size=(3, 17, 11))
+    target[0, :3] = 255
+    pred = rng.integers(0, 4, size=target.shape)
+    cm = confusion_matrix(torch.from_numpy(pred), torch.from_numpy(target), 4)
+    keep = target != 255
+    ref = sk_confusion_matrix(target[keep], pred[keep], labels=range(4))
+    np.testing.assert_array_equal(cm.numpy(), ref)
+    # accumulated over batches = computed at once (dataset level)
+    acc = ConfusionMatrix(4)
+    for p, t in zip(pred, target):
+        acc.update(torch.from_numpy(p), torch.from_numpy(t))
+    np.testing.assert_array_equal(acc.matrix.numpy(), ref)
+    # logits are argmaxed
+    logits = F.one_hot(torch.from_numpy(pred), 4).permute(0, 3, 1, 2).float()
+    np.testing.assert_array_equal(ConfusionMatrix(4).update(logits, torch.from_numpy(target)).matrix.numpy(), ref)
+    with pytest.raises(ValueError):
+        confusion_matrix(torch.tensor([4]), torch.tensor([0]), 4)
+
+
+def test_metrics_hand_case():
+    # 2 classes; truth 0 0 1 1 255, prediction 0 1 1 1 0 -> cm [[1, 1], [0, 2]]
+    target = torch.tensor([0, 0, 1, 1, 255])
+    pred = torch.tensor([0, 1, 1, 1, 0])
+    cm = confusion_matrix(pred, target, 2)
+    assert cm.tolist() == [[1, 1], [0, 2]]
+    assert pixel_accuracy(cm) == pytest.approx(3 / 4)
+    torch.testing.assert_close(iou_per_class(cm), torch.tensor([1 / 2, 2 / 3], dtype=torch.float64))
+    torch.testing.assert_close(dice_per_class(cm), torch.tensor([2 / 3, 4 / 5], dtype=torch.float64))
+    assert mean_iou(cm) == pytest.approx((1 / 2 + 2 / 3) / 2)
+    # a class absent from truth and prediction is left out of the mean, not counted as 0 or 1
+    cm3 = confusion_matrix(pred, target, 3)
+    assert torch.isnan(iou_per_class(cm3)[2]) and mean_iou(cm3) == pytest.approx(mean_iou(cm))
+    summary = segmentation_summary(cm, ["bg", "fg"])
+    assert set(summary) == {"pixel_accuracy", "miou", "dice", "iou_bg", "iou_fg"}
+
+
+def test_dataset_level_miou_differs_from_mean_of_images():
+    # image 1: 1 pixel of class 1, missed; image 2: 99 pixels of class 1, all right
+    t1, p1 = torch.tensor([1] + [0] * 99), torch.zeros(100, dtype=torch.long)
+    t2, p2 = torch.tensor([1] * 99 + [0]), torch.tensor([1] * 99 + [0])
+    cm = confusion_matrix(torch.stack([p1, p2]), torch.stack([t1, t2]), 2)
+    assert iou_per_class(cm)[1] == pytest.approx(99 / 100)
+    per_image = (iou_per_class(confusion_matrix(p1, t1, 2))[1] + iou_per_class(confusion_matrix(p2, t2, 2))[1]) / 2
+    assert per_image == pytest.approx(0.5)
+
+
+# ---------------------------------------------------------------------------------------------- losses
+def test_cross_entropy_ignores_255():
+    logits = torch.randn(2, 4, 5, 6)
+    target = torch.randint(0, 4, (2, 5, 6))
+    target[0, 0] = 255
+    keep = target != 255
+    ref = -logits.log_softmax(1).gather(1, target.clamp(max=3)[:, None])[:, 0][keep].mean()
+    torch.testing.assert_close(cross_entropy(logits, target), ref)
+
+
+def test_soft_dice_loss_value_and_gradient():
+    # hand case: 1 image, 2 classes, 2 pixels; probabilities p1 = (0.8, 0.3), truth (1, 0)
+    p1 = torch.tensor([0.8, 0.3], dtype=torch.float64)
+    logits = torch.stack([torch.zeros(2, dtype=torch.float64), torch.log(p1 / (1 - p1))]).reshape(1, 2, 1, 2)
+    logits.requires_grad_(True)
+    target = torch.tensor([[[1, 0]]])
+    d1 = (2 * 0.8 + 1) / (1.1 + 1 + 1)
+    d0 = (2 * 0.7 + 1) / (0.9 + 1 + 1)
+    loss = soft_dice_loss(logits, target)
+    assert loss.item() == pytest.approx(1 - (d0 + d1) / 2, rel=1e-9)
+    # gradient: compare with finite differences of the same function in float64
+    (grad,) = torch.autograd.grad(loss, logits)
+    eps = 1e-6
+    for idx in [(0, 1, 0, 0), (0, 0, 0, 1)]:
+        bumped = logits.detach().clone()
+        bumped[idx] += eps
+        numeric = (soft_dice_loss(bumped, target).double() - loss.detach().double()) / eps
+        assert float(grad[idx]) == pytest.approx(float(numeric), rel=1e-3, abs=1e-6)
+    # perfect prediction -> 0; ignored pixels change nothing
+    perfect = torch.full((1, 2, 1, 3), -30.0)
+    perfect[0, 1, 0, :2] = perfect[0, 0, 0, 2] = 30.0
+    assert float(soft_dice_loss(perfect, torch.tensor([[[1, 1, 0]]]))) < 1e-6
+    assert float(soft_dice_loss(perfect, torch.tensor([[[1, 1, 255]]]))) < 0.5
+
+
+def test_combined_loss():
+    logits, target = torch.randn(2, 4, 8, 8), torch.randint(0, 4, (2, 8, 8))
+    both = SegmentationLoss("ce+dice")(logits, target)
+    torch.testing.assert_close(both, cross_entropy(logits, target) + soft_dice_loss(logits, target))
+    with pytest.raises(ValueError):
+        SegmentationLoss("focal")
+
+
+# ---------------------------------------------------------------------------------------------- data, recipes
+def test_split_and_loader():
+    split = load_shapes_split(6, 2, 3, size=32, seed=1)
+    assert split.x_train.shape == (6, 3, 32, 32) and split.y_test.shape == (3, 32, 32)
+    assert not torch.equal(split.x_train[:3], split.x_test)
+    again = load_shapes_split(2, 2, 3, size=32, seed=1)
+    assert torch.equal(again.x_test, split.x_test), "the test scenes do not depend on n_train"
+    loader = PairLoader(split.x_train, split.y_train, 4, augment=True)
+    batches = list(loader)
+    assert len(batches) == len(loader) == 2
+    for x, y in batches:  # augmentation moves image and mask together
+        assert x.shape[0] == y.shape[0] and x.shape[-2:] == y.shape[-2:]
+
+
+def test_perfect_model_scores_one():
+    split = load_shapes_split(1, 1, 4, size=32)
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x):
+            # look the mask up by the image itself
+            ids = [int((split.x_test - xi).abs().flatten(1).sum(1).argmin()) for xi in x]
+            return F.one_hot(split.y_test[ids], 4).permute(0, 3, 1, 2).float()
+
+    summary = evaluate(Oracle(), split.x_test, split.y_test, device="cpu").summary()
+    assert summary["miou"] == 1.0 and summary["pixel_accuracy"] == 1.0 and summary["dice"] == 1.0
+
+
+def test_figures():
+    split = load_shapes_split(1, 1, 3, size=32)
+    grid = mosaic(split.x_test[0], [split.y_test[0]] * 4, ncols=3, gap=2)
+    assert grid.shape == (2 * 32 + 2, 3 * 32 + 4, 3) and grid.min() >= 0 and grid.max() <= 1
+    np.testing.assert_allclose(grid[:32, :32], split.x_test[0].permute(1, 2, 0).numpy())
+    fig = show_predictions(split.x_test, {"truth": split.y_test, "again": split.y_test})
+    assert len(fig.axes) == 3 * 3
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_recipes_quick(name):
+    result = RECIPES[name].run(TrainConfig(quick=True, device="cpu", progress=False))
+    for key in ("miou", "pixel_accuracy", "dice", "parameters", "train_seconds", "iou_circle"):
+        assert key in result.metrics
+    assert 0 <= result.metrics["miou"] <= 1
+    rebuilt = RECIPES[name].build(**result.config)
+    rebuilt.load_state_dict(result.model.state_dict())
+    assert result.metrics["parameters"] * 4 < 1_000_000, "checkpoints must stay under 1 MB"
+
+
+def test_cli_train_quick_json(tmp_path):
+    out = tmp_path / "fcn8s.pt"
+    proc = subprocess.run([sys.executable, "-m", "coursekit.cli", "train", "fcn8s", "--quick", "--json",
+                           "--device", "cpu", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"model", "miou", "pixel_accuracy", "dice", "parameters", "train_seconds"} <= set(metrics)
+    assert out.exists() and out.with_suffix(".json").exists()
+
+
+# ---------------------------------------------------------------------------------------------- GPU
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_models_on_cuda_with_amp(name):
+    from coursekit.segtrain import train_segmentation
+
+    split = load_shapes_split(64, 16, 16, size=64)
+    model = BUILDERS[name]()
+    history = train_segmentation(model, split, epochs=2, device="cuda", amp=True, progress=False)
+    assert all(np.isfinite(history["train_loss"]))
+    assert next(model.parameters()).is_cuda
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        out = model(torch.rand(2, 3, 67, 91, device="cuda"))
+    assert out.shape == (2, 4, 67, 91)
+    summary = evaluate(model, split.x_test, split.y_test, device="cuda").summary()
+    assert 0 <= summary["miou"] <= 1
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_checkpoint_reproduces_its_metrics(name):
+    path = CHECKPOINTS / f"{name}.pt"
+    if not path.exists():
+        pytest.skip(f"{path} not made yet (coursekit train {name} --out {path})")
+    assert path.stat().st_size < 1_000_000, "segmentation checkpoints stay under 1 MB"
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["command"].startswith(f"coursekit train {name}")
+    model = RECIPES[name].build(**meta["config"])
+    load_checkpoint(path, model, expect_name=name)
+    split = load_shapes_split(1, 1, 500)  # the recipe's test scenes (they do not depend on n_train)
+    summary = evaluate(model, split.x_test, split.y_test, device="cpu").summary()
+    for key in ("miou", "pixel_accuracy", "dice"):
+        assert summary[key] == pytest.approx(meta["metrics"][key], abs=1e-4), key
