@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from coursekit.aetrain import evaluate_mse, reconstruction_loss, refine_lbfgs, train_autoencoder
+from coursekit.aetrain import TensorBatches, evaluate_mse, reconstruction_loss, refine_lbfgs, train_autoencoder
 from coursekit.data import load_digits_split
 from coursekit.metrics.reconstruction import mse
 from coursekit.models.autoencoders import ConvAutoencoder, DenseAutoencoder, conv_ae, dense_ae, linear_ae
@@ -219,6 +219,23 @@ def test_reconstruction_losses_and_evaluate_mse():
         identity.encoder[0].weight.copy_(torch.eye(4)), identity.encoder[0].bias.zero_()
         identity.decoder[0].weight.copy_(torch.eye(4)), identity.decoder[0].bias.fill_(0.1)
     assert evaluate_mse(identity, torch.rand(50, 4), batch_size=7) == pytest.approx(0.01, rel=1e-6)
+
+
+def test_tensor_batches_cover_every_row_once_with_aligned_labels():
+    x, y = torch.arange(10.0).view(10, 1), torch.arange(10) * 10
+    labelled = list(TensorBatches(x, 4, seed=1, labels=y))
+    assert len(TensorBatches(x, 4)) == 3 and [len(bx) for bx, _ in labelled] == [4, 4, 2]
+    for bx, by in labelled:
+        assert torch.equal(by, bx[:, 0].long() * 10), "labels must stay with their inputs"
+    order = torch.cat([bx for bx, _ in labelled])[:, 0]
+    assert sorted(order.tolist()) == list(range(10)) and order.tolist() != list(range(10))
+    # the seed fixes the order, with or without labels; no shuffle keeps it
+    assert torch.equal(torch.cat([bx for (bx,) in TensorBatches(x, 4, seed=1)])[:, 0], order)
+    assert torch.equal(torch.cat([bx for (bx,) in TensorBatches(x, 3, shuffle=False)]), x)
+    with pytest.raises(ValueError, match="labels"):
+        TensorBatches(x, 4, labels=y[:9])
+    with pytest.raises(ValueError, match="batch_size"):
+        TensorBatches(x, 0)
 
 
 # --- command line ----------------------------------------------------------------------------------------

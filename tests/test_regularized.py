@@ -87,6 +87,18 @@ def test_sparse_penalty_is_beta_times_kl_of_the_batch_mean():
     torch.testing.assert_close(value, 3.0 * kl_sparsity(0.05, code.mean(0)))
 
 
+def test_a_full_batch_penalty_uses_the_training_set_rho_hat():
+    """The lecture's ρ̂ is over the training set: one batch of all of it gives exactly that, a part does not."""
+    torch.manual_seed(0)
+    model = dense_ae(64, 8)
+    x = torch.rand(40, 64)
+    full = sparse_penalty(0.05, 2.0)(model, x, model.encode(x))
+    torch.testing.assert_close(full.double(), 2.0 * kl_sparsity(0.05, dataset_rho_hat(model, x, batch_size=7)),
+                               rtol=1e-5, atol=1e-7)
+    half = sparse_penalty(0.05, 2.0)(model, x[:20], model.encode(x[:20])).detach()
+    assert abs(float(half) - float(full.detach())) > 1e-4, "a batch's ρ̂ is only an estimate of the training set's"
+
+
 def test_sparse_training_moves_mean_activations_to_rho(digits):
     rho = 0.05
     means = {}
@@ -143,6 +155,14 @@ def test_corruption_is_fresh_each_call_and_repeatable_from_a_seed():
         Corruption("blur", 0.1)
     with pytest.raises(ValueError, match="level"):
         Corruption("masking", 1.5)
+    with pytest.raises(ValueError, match="level"):
+        corrupt(x, "salt_and_pepper", -0.1)
+    # building one leaves the global random stream alone (a model built after it gets the same weights)
+    torch.manual_seed(0)
+    Corruption("gaussian", 0.3)
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(3)), "Corruption(...) drew from the global RNG"
 
 
 def test_noise_level_zero_trains_exactly_the_plain_autoencoder(digits):

@@ -46,28 +46,30 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, loss: Literal["mse
 
 
 class TensorBatches:
-    """Mini-batches ``(x,)`` of a tensor, reshuffled every epoch from ``seed``: a light DataLoader.
+    """Mini-batches ``(x,)``, or ``(x, y)`` with ``labels=y``, reshuffled every epoch from ``seed``: a light DataLoader.
 
-    Indexing the tensor with a whole batch of indices at once is far cheaper than a DataLoader's
+    Indexing the tensors with a whole batch of indices at once is far cheaper than a DataLoader's
     item-by-item collation, which dominates for small images.
     """
 
-    def __init__(self, x: torch.Tensor, batch_size: int, shuffle: bool = True, seed: int = 0):
+    def __init__(self, x: torch.Tensor, batch_size: int, shuffle: bool = True, seed: int = 0,
+                 labels: torch.Tensor | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if labels is not None and len(labels) != len(x):
+            raise ValueError(f"{len(x)} inputs but {len(labels)} labels")
+        self.tensors = (x,) if labels is None else (x, labels)
         self.x, self.batch_size, self.shuffle = x, batch_size, shuffle
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         return -(-len(self.x) // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         order = torch.randperm(len(self.x), generator=self.generator) if self.shuffle else None
         for start in range(0, len(self.x), self.batch_size):
-            if order is None:
-                yield (self.x[start:start + self.batch_size],)
-            else:
-                yield (self.x[order[start:start + self.batch_size]],)
+            index = slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
+            yield tuple(t[index] for t in self.tensors)
 
 
 def train_autoencoder(

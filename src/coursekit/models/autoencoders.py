@@ -16,12 +16,14 @@ _ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh, None: n
 
 
 def _activation(name: str | None) -> nn.Module:
+    """A fresh activation module by name: sigmoid, relu, tanh, or None for the identity."""
     if name not in _ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}: use one of {list(_ACTIVATIONS)}")
     return _ACTIVATIONS[name]()
 
 
 def _mlp(sizes: Sequence[int], activation: str | None, last_activation: str | None) -> nn.Sequential:
+    """Linear layers sizes[0] → sizes[1] → …, each followed by ``activation`` (the last: ``last_activation``)."""
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(n_in, n_out))

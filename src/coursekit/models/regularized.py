@@ -92,9 +92,18 @@ def _uniform(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor
 
 
 def _normal(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """N(0, 1) noise shaped like x, from ``generator`` (drawn on the generator's device) or the global RNG."""
     if generator is None:
         return torch.randn_like(x)
     return torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
+
+
+def _check_corruption(kind: str, level: float) -> None:
+    """Raise ValueError unless ``kind`` is one of CORRUPTIONS and ``level`` is valid for it."""
+    if kind not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {kind!r}: use one of {CORRUPTIONS}")
+    if level < 0 or (kind != "gaussian" and level > 1):
+        raise ValueError(f"corruption level must be in [0, 1] (σ ≥ 0 for gaussian), got {level}")
 
 
 def corrupt(x: torch.Tensor, kind: CorruptionKind, level: float,
@@ -107,10 +116,7 @@ def corrupt(x: torch.Tensor, kind: CorruptionKind, level: float,
 
     ``level = 0`` returns x itself: no corruption at all, so the denoising AE is the plain AE.
     """
-    if kind not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {kind!r}: use one of {CORRUPTIONS}")
-    if level < 0 or (kind != "gaussian" and level > 1):
-        raise ValueError(f"corruption level must be in [0, 1] (σ ≥ 0 for gaussian), got {level}")
+    _check_corruption(kind, level)
     if level == 0:
         return x
     if kind == "gaussian":
@@ -129,7 +135,7 @@ class Corruption:
     """
 
     def __init__(self, kind: CorruptionKind, level: float, generator: torch.Generator | None = None):
-        corrupt(torch.zeros(1), kind, level)  # validate now, not at the first batch
+        _check_corruption(kind, level)  # now, not at the first batch (and without drawing from the RNG)
         self.kind, self.level, self.generator = kind, level, generator
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

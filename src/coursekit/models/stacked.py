@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from coursekit.aetrain import Corrupt, Penalty, train_autoencoder
+from coursekit.aetrain import Corrupt, Penalty, TensorBatches, train_autoencoder
 from coursekit.data import Split
 from coursekit.device import seed_everything
 from coursekit.train import History, fit
@@ -40,9 +40,11 @@ class LayerAutoencoder(nn.Module):
         self.encoder, self.decoder = encoder, decoder
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """h^k = f_k(h^(k−1)), flattening its input to vectors first."""
         return self.encoder(x.flatten(1))
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """g_k(h^k) ≈ h^(k−1)."""
         return self.decoder(code)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,20 +70,24 @@ class StackedAutoencoder(nn.Module):
 
     @property
     def depth(self) -> int:
+        """The number of layers L."""
         return len(self.encoders)
 
     def layer(self, k: int) -> LayerAutoencoder:
+        """Layer k (0-based) as an autoencoder (f_{k+1}, g_{k+1}) sharing the stack's parameters."""
         if not 0 <= k < self.depth:
             raise IndexError(f"layer {k} of a stack of {self.depth}")
         return LayerAutoencoder(self.encoders[k], self.decoders[k])
 
     def encode(self, x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        """h^depth = f_depth(… f_1(x)), the code after ``depth`` layers (all of them by default)."""
         h = x.flatten(1)
         for encoder in self.encoders[:self.depth if depth is None else depth]:
             h = encoder(h)
         return h
 
     def decode(self, code: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        """g_1(… g_depth(code)): back from the code of layer ``depth`` to the input space."""
         h = code
         for decoder in reversed(self.decoders[:self.depth if depth is None else depth]):
             h = decoder(h)
@@ -154,23 +160,6 @@ def stacked_classifier(in_features: int = 64, sizes: Sequence[int] = (32, 16),
     return StackedClassifier(stacked_ae(in_features, sizes), num_classes)
 
 
-class _LabelledBatches:
-    """Mini-batches (x, y) of two tensors, reshuffled every epoch from ``seed``."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = True, seed: int = 0):
-        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return -(-len(self.x) // self.batch_size)
-
-    def __iter__(self):
-        order = torch.randperm(len(self.x), generator=self.generator) if self.shuffle else torch.arange(len(self.x))
-        for start in range(0, len(self.x), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            yield self.x[idx], self.y[idx]
-
-
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048) -> float:
     """Fraction of rows of x whose arg-max logit is the label y (eval mode, on the model's device)."""
@@ -196,9 +185,9 @@ def fine_tune(model: nn.Module, split: Split, *, epochs: int, lr: float = 3e-3, 
     if limit is not None:
         x, y = x[:limit], y[:limit]
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    batches = _LabelledBatches(x, y, min(batch_size, len(x)), seed=seed)
+    batches = TensorBatches(x, min(batch_size, len(x)), seed=seed, labels=y)
     return fit(model, batches, lambda model, batch: F.cross_entropy(model(batch[0]), batch[1]), epochs=epochs,
-               optimizer=optimizer, val_loader=_LabelledBatches(split.x_val.flatten(1), split.y_val, 2048,
-                                                                shuffle=False),
+               optimizer=optimizer, val_loader=TensorBatches(split.x_val.flatten(1), 2048, shuffle=False,
+                                                             labels=split.y_val),
                metrics=lambda model, val: {"val_accuracy": accuracy(model, split.x_val.flatten(1), split.y_val)},
                device=device, progress=progress, desc="fine-tune")
