@@ -294,3 +294,8 @@ def test_borrowed_finds_library_calls_under_any_name():
     assert borrowed(namespace["alias"]) == ["iou"] and borrowed(namespace["nested"]) == ["iou"]
     assert borrowed(namespace["attribute"]) == ["boxes_module"]
     assert borrowed(namespace["local"]) == ["torchvision.ops"]
+    assert borrowed(boxes_module.box_iou) == ["coursekit.models.boxes.box_iou"]  # imported under the task's name
+    import functools
+    import torch
+    assert borrowed(torch.nn.functional.max_unpool2d, ("torch",)) == ["torch.nn.functional.max_unpool2d"]
+    assert borrowed(torch.sigmoid) and borrowed(functools.partial(namespace["own"]))  # not Python code

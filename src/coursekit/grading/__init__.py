@@ -50,8 +50,14 @@ def borrowed(function, packages: tuple[str, ...] = ("coursekit", "torchvision"))
     A name counts when the function (or a function nested in it) imports from one of the packages, or
     refers to a global module, function or class defined in one of them, under any alias. A hidden test
     asserts ``not borrowed(student_function)`` where the exercise asks for something the course's own
-    package (or torchvision) already provides. It catches plain reuse, not a determined cheat.
+    package (or torchvision) already provides. The function itself counts too when it is one of theirs
+    (``from coursekit.models.boxes import box_iou as my_iou``) or is not Python code at all (a builtin,
+    a C function, a ``functools.partial``). It catches plain reuse, not a determined cheat.
     """
+    own = getattr(function, "__module__", None) or ""
+    if own.split(".")[0] in packages or not hasattr(function, "__code__"):
+        return [f"{own}.{getattr(function, '__qualname__', type(function).__name__)}".lstrip(".")]
+
     def names(code: types.CodeType):
         yield from code.co_names
         for const in code.co_consts:
