@@ -4,14 +4,16 @@
 ``train_segmentation`` runs ``coursekit.train.fit`` with a segmentation loss (cross-entropy, soft
 Dice or both), AdamW and a one-cycle learning-rate schedule, random flips/transposes as augmentation
 (our shapes' classes do not change under them), and bfloat16 mixed precision on CUDA;
-``evaluate`` accumulates one confusion matrix over the whole split (``coursekit.metrics.segmentation``).
+``evaluate`` accumulates one confusion matrix over the whole split (``coursekit.metrics.segmentation``);
+``train_and_test`` and ``format_results`` compare several models trained on the same budget; the
+figures: ``mosaic``, ``scene_drawer`` (the chapters' widgets) and ``show_predictions``.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,9 +21,10 @@ import torch
 from torch import nn
 
 from coursekit.data import CLASSES, ShapesSegmentation
-from coursekit.device import get_device
+from coursekit.device import get_device, seed_everything
 from coursekit.metrics.segmentation import ConfusionMatrix
 from coursekit.models.losses import SegmentationLoss
+from coursekit.models.segblocks import count_parameters
 from coursekit.plot import colour_mask
 from coursekit.train import History, fit
 
@@ -39,6 +42,7 @@ class SegSplit:
 
     def loader(self, split: str, batch_size: int = 32, shuffle: bool | None = None, augment: bool = False,
                seed: int = 0) -> "PairLoader":
+        """Batches of ``split`` ("train", "val" or "test"); shuffled by default for "train" only."""
         x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
         shuffle = split == "train" if shuffle is None else shuffle
         return PairLoader(x, y, batch_size, shuffle=shuffle, augment=augment, seed=seed)
@@ -146,6 +150,38 @@ def train_segmentation(model: nn.Module, split: SegSplit, *, epochs: int, lr: fl
     return history
 
 
+def train_and_test(builders: dict[str, Callable[..., nn.Module]], split: SegSplit, *, epochs: int,
+                   device: torch.device | str | None = None, seed: int = 0,
+                   **train_kwargs) -> tuple[dict[str, nn.Module], dict[str, dict[str, float]]]:
+    """Train one model per builder on ``split`` (same seed, same budget), then test each.
+
+    Returns the trained models and, per name, the test metrics (``summary(CLASSES)``) with ``seconds``
+    (training wall time) and ``params``: the rows of ``format_results``.
+    """
+    models, results = {}, {}
+    for name, build in builders.items():
+        seed_everything(seed)
+        models[name] = build(num_classes=len(CLASSES))
+        start = time.perf_counter()
+        train_segmentation(models[name], split, epochs=epochs, device=device, progress=False, seed=seed,
+                           **train_kwargs)
+        seconds = time.perf_counter() - start
+        results[name] = {**evaluate(models[name], split.x_test, split.y_test, device=device).summary(CLASSES),
+                         "seconds": seconds, "params": count_parameters(models[name])}
+    return models, results
+
+
+def format_results(results: dict[str, dict[str, float]]) -> str:
+    """A text table, one row per model: parameters, training seconds, pixel accuracy, mIoU, Dice and
+    the IoU of each class (keys as ``train_and_test`` returns them)."""
+    header = (f"{'model':8s} {'params':>8s} {'train s':>8s} {'pixel acc':>9s} {'mIoU':>6s} {'Dice':>6s} "
+              + " ".join(f"{'IoU ' + c[:6]:>10s}" for c in CLASSES))
+    rows = [f"{name:8s} {r['params']:8,d} {r['seconds']:8.1f} {r['pixel_accuracy']:9.3f} {r['miou']:6.3f} "
+            f"{r['dice']:6.3f} " + " ".join(f"{r['iou_' + c]:10.3f}" for c in CLASSES)
+            for name, r in results.items()]
+    return "\n".join([header, "-" * len(header), *rows])
+
+
 # ---------------------------------------------------------------------------------------------- figures
 def mosaic(image: torch.Tensor, masks: list[torch.Tensor], ncols: int | None = None, gap: int = 2) -> np.ndarray:
     """One RGB picture: the image, then each class-id mask in the class colours, in a grid of
@@ -159,6 +195,24 @@ def mosaic(image: torch.Tensor, masks: list[torch.Tensor], ncols: int | None = N
         r, c = divmod(k, ncols)
         out[r * (height + gap):r * (height + gap) + height, c * (width + gap):c * (width + gap) + width] = p
     return out
+
+
+def scene_drawer(images: torch.Tensor, masks: torch.Tensor, models: dict[str, nn.Module], *, ncols: int,
+                 device: torch.device | str | None = None) -> Callable:
+    """``draw(index, ax)`` for ``coursekit.widgets.knob_demo``: scene ``index`` as one ``mosaic`` of the
+    image, its true mask and each model's prediction (computed once per scene, then cached)."""
+    cache: dict[int, np.ndarray] = {}
+
+    def draw(index: int, ax) -> None:
+        if index not in cache:
+            x = images[index:index + 1]
+            cache[index] = mosaic(x[0], [masks[index]] + [predict(m, x, device=device)[0] for m in models.values()],
+                                  ncols=ncols)
+        ax.imshow(cache[index], interpolation="nearest")
+        ax.set_title(f"scene {index}: truth, " + ", ".join(models), fontsize=8)
+        ax.axis("off")
+
+    return draw
 
 
 def show_predictions(images: torch.Tensor, columns: dict[str, torch.Tensor], panel: float = 1.6):

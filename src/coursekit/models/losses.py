@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IGNORE_INDEX = 255
+from coursekit.data import IGNORE_INDEX  # 255, as in VOC: the same label for losses and metrics
 
 
 def _full_precision(logits: torch.Tensor) -> torch.Tensor:

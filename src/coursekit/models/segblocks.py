@@ -33,4 +33,5 @@ def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (trainable or not) of ``model``."""
     return sum(p.numel() for p in model.parameters())

@@ -49,6 +49,7 @@ class SegNet(nn.Module):
         return x, indices, sizes
 
     def decode(self, x: torch.Tensor, indices: list[torch.Tensor], sizes: list[torch.Size]) -> torch.Tensor:
+        """Per stage, deepest first: unpool at the saved indices to the saved size, then convolve."""
         for stage, idx, size in zip(reversed(self.decoder), reversed(indices), reversed(sizes)):
             x = stage(self.unpool(x, idx, output_size=size))
         return x

@@ -36,10 +36,12 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
 
 
 def is_quick(config: TrainConfig) -> bool:
+    """``--quick`` or COURSEKIT_QUICK=1: a tiny split and one epoch."""
     return config.quick or quick_mode()
 
 
 def shapes_split(config: TrainConfig) -> SegSplit:
+    """The recipes' shapes split (``DATA``, or ``QUICK_DATA`` in quick mode) for ``config.seed``."""
     if config.data not in ("default", "shapes"):
         raise ValueError(f"unknown data {config.data!r} for segmentation: use default (the shapes scenes)")
     return load_shapes_split(**(QUICK_DATA if is_quick(config) else DATA), seed=config.seed)
