@@ -31,24 +31,12 @@ def _mlp(sizes: Sequence[int], activation: str | None, last_activation: str | No
     return nn.Sequential(*layers)
 
 
-class DenseAutoencoder(nn.Module):
-    """Fully connected autoencoder: ``code = encoder(x)``, ``x_hat = decoder(code)``.
+class Autoencoder(nn.Module):
+    """An encoder and a decoder: ``code = encode(x) = f(x)``, ``x_hat = decode(code) = g(z)``, h = g ∘ f."""
 
-    With ``hidden=()`` it is the lecture's f(x) = s(Wx + b) = z, g(z) = s(W'z + b'): ``encoder[0]`` holds
-    W (code_size × in_features) and b, ``decoder[0]`` holds W' and b'. ``hidden=(h1, h2, ...)`` inserts
-    layers between input and code (mirrored in the decoder). ``activation`` is s for the code and the
-    hidden layers, ``out_activation`` the decoder's last; ``None`` means identity.
-    """
-
-    def __init__(self, in_features: int, code_size: int, hidden: Sequence[int] = (),
-                 activation: str | None = "sigmoid", out_activation: str | None = "sigmoid"):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module):
         super().__init__()
-        if in_features < 1 or code_size < 1:
-            raise ValueError(f"in_features and code_size must be positive, got {in_features}, {code_size}")
-        self.in_features, self.code_size = in_features, code_size
-        sizes = [in_features, *hidden, code_size]
-        self.encoder = _mlp(sizes, activation, activation)
-        self.decoder = _mlp(sizes[::-1], activation, out_activation)
+        self.encoder, self.decoder = encoder, decoder
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """z = f(x), flattening images to vectors first."""
@@ -60,6 +48,24 @@ class DenseAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x)).view_as(x)
+
+
+class DenseAutoencoder(Autoencoder):
+    """Fully connected autoencoder: ``code = encoder(x)``, ``x_hat = decoder(code)``.
+
+    With ``hidden=()`` it is the lecture's f(x) = s(Wx + b) = z, g(z) = s(W'z + b'): ``encoder[0]`` holds
+    W (code_size × in_features) and b, ``decoder[0]`` holds W' and b'. ``hidden=(h1, h2, ...)`` inserts
+    layers between input and code (mirrored in the decoder). ``activation`` is s for the code and the
+    hidden layers, ``out_activation`` the decoder's last; ``None`` means identity.
+    """
+
+    def __init__(self, in_features: int, code_size: int, hidden: Sequence[int] = (),
+                 activation: str | None = "sigmoid", out_activation: str | None = "sigmoid"):
+        if in_features < 1 or code_size < 1:
+            raise ValueError(f"in_features and code_size must be positive, got {in_features}, {code_size}")
+        sizes = [in_features, *hidden, code_size]
+        super().__init__(_mlp(sizes, activation, activation), _mlp(sizes[::-1], activation, out_activation))
+        self.in_features, self.code_size = in_features, code_size
 
 
 def dense_ae(in_features: int = 64, code_size: int = 16, hidden: Sequence[int] = (),

@@ -25,30 +25,12 @@ from torch.nn import functional as F
 from coursekit.aetrain import Corrupt, Penalty, TensorBatches, train_autoencoder
 from coursekit.data import Split
 from coursekit.device import seed_everything
+from coursekit.models.autoencoders import Autoencoder
 from coursekit.train import History, fit
 
 
 def _sigmoid_layer(n_in: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(n_in, n_out), nn.Sigmoid())
-
-
-class LayerAutoencoder(nn.Module):
-    """One layer of the stack as an autoencoder: ``encode = f_k``, ``decode = g_k`` (shared parameters)."""
-
-    def __init__(self, encoder: nn.Module, decoder: nn.Module):
-        super().__init__()
-        self.encoder, self.decoder = encoder, decoder
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """h^k = f_k(h^(k−1)), flattening its input to vectors first."""
-        return self.encoder(x.flatten(1))
-
-    def decode(self, code: torch.Tensor) -> torch.Tensor:
-        """g_k(h^k) ≈ h^(k−1)."""
-        return self.decoder(code)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x)).view_as(x)
 
 
 class StackedAutoencoder(nn.Module):
@@ -73,11 +55,11 @@ class StackedAutoencoder(nn.Module):
         """The number of layers L."""
         return len(self.encoders)
 
-    def layer(self, k: int) -> LayerAutoencoder:
+    def layer(self, k: int) -> Autoencoder:
         """Layer k (0-based) as an autoencoder (f_{k+1}, g_{k+1}) sharing the stack's parameters."""
         if not 0 <= k < self.depth:
             raise IndexError(f"layer {k} of a stack of {self.depth}")
-        return LayerAutoencoder(self.encoders[k], self.decoders[k])
+        return Autoencoder(self.encoders[k], self.decoders[k])
 
     def encode(self, x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         """h^depth = f_depth(… f_1(x)), the code after ``depth`` layers (all of them by default)."""

@@ -68,6 +68,13 @@ def reconstruction_metrics(model: torch.nn.Module, split: Split) -> dict[str, fl
             "parameters": float(sum(p.numel() for p in model.parameters()))}
 
 
+def train_with(model: torch.nn.Module, split: Split, s: dict[str, Any], config: TrainConfig, **regulariser):
+    """``train_autoencoder`` with the recipe's settings ``s``: Adam, cosine schedule, the chosen device."""
+    return train_autoencoder(model, split, epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"],
+                             schedule="cosine", device=get_device(config.device), progress=config.progress,
+                             seed=config.seed, **regulariser)
+
+
 @recipe("linear-ae", help="linear autoencoder (no activations) vs PCA with as many components",
         build=lambda **config: linear_ae(**config))
 def train_linear_ae(config: TrainConfig) -> TrainResult:
@@ -75,9 +82,7 @@ def train_linear_ae(config: TrainConfig) -> TrainResult:
     s = settings(_DEFAULTS[kind]["linear-ae"], config, split)
     seed_everything(config.seed)
     model = linear_ae(split.x_train.shape[1], s["code_size"])
-    history = train_autoencoder(model, split, epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"],
-                                schedule="cosine", device=get_device(config.device), progress=config.progress,
-                                seed=config.seed)
+    history = train_with(model, split, s, config)
     refine_lbfgs(model, split.x_train, max_iter=300 if _is_quick(config) else 1000)
     pca = PCA.fit(split.x_train, s["code_size"])
     angles = principal_angles(model.decoder[0].weight.detach().cpu(), pca.components.T)
@@ -94,9 +99,7 @@ def train_dense_ae(config: TrainConfig) -> TrainResult:
     s = settings(_DEFAULTS[kind]["dense-ae"], config, split)
     seed_everything(config.seed)
     model = dense_ae(split.x_train.shape[1], s["code_size"])
-    history = train_autoencoder(model, split, epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"],
-                                schedule="cosine", device=get_device(config.device), progress=config.progress,
-                                seed=config.seed)
+    history = train_with(model, split, s, config)
     return TrainResult(model, {"in_features": model.in_features, "code_size": s["code_size"]},
                        reconstruction_metrics(model, split), history)
 
@@ -115,7 +118,5 @@ def train_conv_ae(config: TrainConfig) -> TrainResult:
             "upsample": "transposed", "mean": float(split.x_train.mean()), "std": float(split.x_train.std())}
     seed_everything(config.seed)
     model = conv_ae(**arch)
-    history = train_autoencoder(model, split, epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"],
-                                schedule="cosine", device=get_device(config.device), progress=config.progress,
-                                seed=config.seed)
+    history = train_with(model, split, s, config)
     return TrainResult(model, arch, reconstruction_metrics(model, split), history)

@@ -15,16 +15,16 @@ from typing import Any
 
 import torch
 
-from coursekit.aetrain import evaluate_mse, train_autoencoder
+from coursekit.aetrain import evaluate_mse
 from coursekit.data import Split
-from coursekit.device import get_device, quick_mode, seed_everything
+from coursekit.device import get_device, seed_everything
 from coursekit.metrics.reconstruction import psnr
 from coursekit.models.autoencoders import dense_ae
 from coursekit.models.regularized import (Corruption, code_sensitivity, contractive_penalty, corrupt,
                                           dataset_rho_hat, jacobian_frobenius, kl_sparsity, sparse_penalty)
 from coursekit.models.stacked import accuracy, fine_tune, greedy_pretrain, stacked_classifier
 from coursekit.recipes import TrainConfig, TrainResult, recipe
-from coursekit.recipes.autoencoders import load_split, reconstruction_metrics, settings
+from coursekit.recipes.autoencoders import load_split, reconstruction_metrics, settings, train_with
 
 RHO, BETA = 0.05, 0.03                  # sparse: target mean activation, weight of the KL term
 NOISE = ("masking", 0.3)                # denoising: corruption and its level
@@ -41,9 +41,7 @@ def _train_dense(config: TrainConfig, **regulariser) -> tuple[torch.nn.Module, S
     s = settings(_DEFAULTS[kind], config, split)
     seed_everything(config.seed)
     model = dense_ae(split.x_train.shape[1], s["code_size"])
-    history = train_autoencoder(model, split, epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"],
-                                schedule="cosine", device=get_device(config.device), progress=config.progress,
-                                seed=config.seed, **regulariser)
+    history = train_with(model, split, s, config, **regulariser)
     return model, split, {"in_features": model.in_features, "code_size": s["code_size"]}, history
 
 
