@@ -67,5 +67,5 @@ def recipe(name: str, help: str, build: Callable[..., nn.Module]):
     return register
 
 
-# Importing the modules registers their recipes.
-from coursekit.recipes import autoencoders, detection, regularized, segmentation  # noqa: E402,F401
+# Importing the modules registers their recipes, in the lecture's order (as `coursekit train --help` lists them).
+from coursekit.recipes import autoencoders, regularized, segmentation, detection  # noqa: E402,F401,I001
