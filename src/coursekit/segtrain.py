@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from coursekit.data import CLASSES, ShapesSegmentation
+from coursekit.data import CLASSES, ShapesSegmentation, Split
 from coursekit.device import get_device, seed_everything
 from coursekit.metrics.segmentation import ConfusionMatrix
 from coursekit.models.losses import SegmentationLoss
@@ -30,15 +30,8 @@ from coursekit.train import History, fit
 
 
 @dataclass
-class SegSplit:
-    """Images ``x_*`` (N, 3, H, W) in [0, 1] and masks ``y_*`` (N, H, W) long, for train/val/test."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
+class SegSplit(Split):
+    """A ``Split`` whose images ``x_*`` are (N, 3, H, W) in [0, 1] and whose labels ``y_*`` are masks (N, H, W)."""
 
     def loader(self, split: str, batch_size: int = 32, shuffle: bool | None = None, augment: bool = False,
                seed: int = 0) -> "PairLoader":
