@@ -5,5 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-export TQDM_DISABLE=1
+# One CPU thread per kernel: multi-threaded CPU kernels sum in a different order, and short trainings
+# (SegNet's, for one) then drift from the numbers the chapters' text quotes. One thread repeats them exactly.
+export TQDM_DISABLE=1 OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 exec jupyter-book build book/ --toc "$ROOT/_toc.yml" --path-output "$ROOT" -W -n --keep-going "$@"
