@@ -92,9 +92,10 @@ def _grade(args: argparse.Namespace) -> int:
     if not submissions.is_dir():
         raise FileNotFoundError(f"submissions folder not found: {submissions}")
     settings = Settings(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory_mb)
-    results = grade_folder(submissions, args.key, settings=settings, exercise=args.exercise,
+    key = load_key(args.key)  # read once: the grading and the reports see the same key
+    results = grade_folder(submissions, key, settings=settings, exercise=args.exercise,
                            workers=args.workers, progress=not args.no_progress, exclude=out)
-    written = write_reports(out, results, load_key(args.key), settings)
+    written = write_reports(out, results, key, settings)
     width = max([len(r.student) for r in results] + [7])
     for r in results:
         print(f"{r.student:{width}s}  {r.exercise:28s} {number(r.total):>6s} / {number(r.max):<4s} {r.status}")

@@ -526,11 +526,14 @@ def grade_submission(sub: Submission, exercises: dict[str, Exercise], settings: 
     return score(exercises[name], plan, outcomes, stopped, settings, result)
 
 
-def grade_folder(submissions: str | Path, key: str | Path = "solutions", *, settings: Settings = Settings(),
+def grade_folder(submissions: str | Path, key: str | Path | dict[str, Exercise] = "solutions", *,
+                 settings: Settings = Settings(),
                  exercise: str | None = None, workers: int = 1, progress: bool = True,
                  exclude: Path | None = None) -> list[Result]:
-    """Grade every submission in ``submissions`` with ``workers`` in parallel; results sorted by student."""
-    exercises = load_key(key)
+    """Grade every submission in ``submissions`` with ``workers`` in parallel; results sorted by student.
+
+    ``key`` is the key's folder, or the exercises ``load_key`` already read from it."""
+    exercises = key if isinstance(key, dict) else load_key(key)
     if exercise is not None:
         resolved = resolve_exercise(exercise, sorted(exercises))
         if resolved is None:
