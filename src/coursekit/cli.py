@@ -1,7 +1,10 @@
-"""The ``coursekit`` command: ``info``, ``train``, ``release`` and ``grade``.
+"""The ``coursekit`` command (also ``python -m coursekit``): ``info``, ``train``, ``release`` and ``grade``.
 
-Errors in the arguments or the input are reported on one line (``coursekit: error: ...``) with exit
-code 2; nothing prints a traceback unless ``--debug`` is given.
+Failures are reported on one line (``coursekit: error: ...``): a usage error (a bad option, an option
+the recipe does not take, a missing folder; ``coursekit.errors.UsageError``) exits with 2, any other
+failure (a CUDA out-of-memory, a broken checkpoint, a bug) with 1. ``--debug`` shows the traceback.
+Building the parser imports no torch: ``--help``, ``grade`` and ``release`` answer at once, and only
+the commands that compute (``train``, ``info``) load it.
 """
 
 from __future__ import annotations
@@ -10,8 +13,20 @@ import argparse
 import json
 import shlex
 import sys
+from contextlib import contextmanager
 
-from coursekit.train import CheckpointError
+from coursekit.errors import UsageError
+
+
+@contextmanager
+def _input_errors_are_usage():
+    """A folder, key or notebook that is missing or invalid is the user's request going wrong: exit 2."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError, NotADirectoryError) as err:
+        if isinstance(err, UsageError):
+            raise
+        raise UsageError(str(err)) from err
 
 
 class _Parser(argparse.ArgumentParser):
@@ -20,8 +35,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _info(args: argparse.Namespace) -> int:
+    from coursekit.checkpoint import library_versions
     from coursekit.device import get_device, quick_mode
-    from coursekit.train import library_versions
 
     info = {"device": str(get_device()), "quick_mode": quick_mode(), **library_versions()}
     print(json.dumps(info) if args.json else "\n".join(f"{k:12s} {v}" for k, v in info.items()))
@@ -29,20 +44,26 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from coursekit.device import get_device, seed_everything
-    from coursekit.recipes import RECIPES, TrainConfig
-    from coursekit.train import save_checkpoint
+    from coursekit.recipes import OPTIONS, get_recipe
 
-    get_device(args.device)  # fail early, with a clear message, on a device this machine lacks
+    recipe = get_recipe(args.name)
+    options = {key: getattr(args, key) for key in OPTIONS}
+    # Resolve everything that can be wrong with the request before torch is imported.
+    recipe.configure(data=args.data, data_root=args.data_root, seed=args.seed, quick=args.quick or None,
+                     **options)
+
+    from coursekit.checkpoint import save_checkpoint
+    from coursekit.device import get_device, seed_everything
+    from coursekit.recipes import train_recipe
+
+    device = get_device(args.device)  # the one place the device is picked; a missing one fails here
     seed_everything(args.seed)
-    config = TrainConfig(quick=args.quick, epochs=args.epochs, code_size=args.code_size,
-                         seed=args.seed, device=args.device, batch_size=args.batch_size, lr=args.lr,
-                         data=args.data, data_root=args.data_root, progress=not args.no_progress)
-    result = RECIPES[args.name].run(config)
+    result = train_recipe(args.name, seed=args.seed, device=device, quick=args.quick or None,
+                          progress=not args.no_progress, data=args.data, data_root=args.data_root, **options)
     if args.out:
         command = "coursekit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        path = save_checkpoint(args.out, result.model, name=args.name, config=result.config,
-                               seed=args.seed, metrics=result.metrics, command=command,
+        path = save_checkpoint(args.out, result.model, name=args.name, builder=recipe.builder,
+                               config=result.config, seed=args.seed, metrics=result.metrics, command=command,
                                history=result.history)
         print(f"saved {path} and {path.with_suffix('.json')}", file=sys.stderr)
     if args.json:
@@ -58,7 +79,8 @@ def _release(args: argparse.Namespace) -> int:
 
     from coursekit.grading.release import release
 
-    report = release(args.solutions, args.out, check=args.check)
+    with _input_errors_are_usage():
+        report = release(args.solutions, args.out, check=args.check)
     if args.check:
         if report.drifted:
             for name in report.written:
@@ -90,11 +112,12 @@ def _grade(args: argparse.Namespace) -> int:
 
     submissions, out = Path(args.submissions), Path(args.out)
     if not submissions.is_dir():
-        raise FileNotFoundError(f"submissions folder not found: {submissions}")
+        raise UsageError(f"submissions folder not found: {submissions}")
     settings = Settings(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory_mb)
-    key = load_key(args.key)  # read once: the grading and the reports see the same key
-    results = grade_folder(submissions, key, settings=settings, exercise=args.exercise,
-                           workers=args.workers, progress=not args.no_progress, exclude=out)
+    with _input_errors_are_usage():
+        key = load_key(args.key)  # read once: the grading and the reports see the same key
+        results = grade_folder(submissions, key, settings=settings, exercise=args.exercise,
+                               workers=args.workers, progress=not args.no_progress, exclude=out)
     written = write_reports(out, results, key, settings)
     width = max([len(r.student) for r in results] + [7])
     for r in results:
@@ -168,19 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train one of the course's models on its default data",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=f"Train a model and report its test metrics.\n\nmodels:\n{names}",
-        epilog="Progress goes to standard error; with --json the last line of standard output is one "
-               "JSON object of final metrics. --out also writes a JSON sidecar with the exact command, "
-               "seed, library versions and metrics.")
-    p.add_argument("name", choices=sorted(RECIPES), metavar="NAME", help="model to train (listed above)")
+        epilog="Each model takes the options its recipe lists (--epochs, --lr, --batch-size; --code-size for "
+               "autoencoders); another is refused. Progress goes to standard error; with --json the last "
+               "line of standard output is one JSON object of final metrics. --out also writes a JSON sidecar "
+               "with the exact command, seed, library versions and metrics. Exit status: 0 done, 1 the run "
+               "failed, 2 a usage error.")
+    p.add_argument("name", choices=list(RECIPES), metavar="NAME", help="model to train (listed above)")
     p.add_argument("--quick", action="store_true", help="tiny data and one or two epochs (seconds)")
-    p.add_argument("--epochs", type=int, help="training epochs (default: the recipe's)")
-    p.add_argument("--code-size", type=int, help="code (bottleneck) size for autoencoders")
-    p.add_argument("--batch-size", type=int, help="mini-batch size")
-    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--epochs", type=_positive(int), help="training epochs (default: the recipe's)")
+    p.add_argument("--code-size", type=_positive(int), help="code (bottleneck) size, autoencoders only")
+    p.add_argument("--batch-size", type=_positive(int), help="mini-batch size")
+    p.add_argument("--lr", type=_positive(float), help="learning rate")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: $COURSEKIT_DEVICE or auto)")
-    p.add_argument("--data", default="default",
-                   help="dataset: 'default' (digits / shapes), or mnist / fashion for Part I with --data-root")
+    p.add_argument("--data", help="dataset: digits (default) / mnist / fashion for Part I, with --data-root for "
+                                  "the last two; shapes (default) for Part II")
     p.add_argument("--data-root", help="folder holding a real dataset (nothing is downloaded)")
     p.add_argument("--out", metavar="CHECKPOINT", help="save weights here (+ a .json sidecar)")
     p.add_argument("--json", action="store_true", help="print final metrics as one JSON line")
@@ -227,14 +252,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError, CheckpointError, RuntimeError) as err:
-        if args.debug:
-            raise
-        print(f"coursekit: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("coursekit: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # one line for a user; --debug for the traceback
+        if args.debug:
+            raise
+        from coursekit.errors import CoursekitError
+
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        kind = "" if isinstance(err, CoursekitError) else f" ({type(err).__name__})"
+        print(f"coursekit: error{kind}: {detail}", file=sys.stderr)
+        return 2 if isinstance(err, UsageError) else 1
 
 
 if __name__ == "__main__":

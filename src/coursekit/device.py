@@ -1,8 +1,11 @@
 """Where the code runs, how it is seeded, and how much work it does (quick mode).
 
 * ``get_device()`` is the one place that picks the device: ``cuda`` > ``mps`` > ``cpu``, unless the
-  environment variable ``COURSEKIT_DEVICE`` (or an explicit argument) names one.
-* ``seed_everything(seed)`` makes CPU runs repeatable.
+  environment variable ``COURSEKIT_DEVICE`` (or an explicit argument) names one. An entry point (the
+  command line, a chapter's first cell) resolves it once and passes the ``torch.device`` down.
+* ``seed_everything(seed)`` seeds Python, NumPy and torch: for entry points only. Library code that
+  needs seeded randomness (a model's initialisation, a corruption) runs ``with seeded(seed):``, which
+  restores the caller's random state afterwards, so a library call never resets the caller's RNG.
 * ``quick_mode()`` is true when ``COURSEKIT_QUICK=1``; ``budget(full, quick)`` picks a size by mode,
   so a chapter runs in seconds under tests and at full fidelity in the book build.
 """
@@ -11,20 +14,27 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
+
+from coursekit.errors import UsageError
 
 DEVICE_ENV = "COURSEKIT_DEVICE"
 QUICK_ENV = "COURSEKIT_QUICK"
 _TRUE = {"1", "true", "yes", "on"}
 
 
-def get_device(name: str | None = None) -> torch.device:
+def get_device(name: str | torch.device | None = None) -> torch.device:
     """Return the device to compute on: ``name``, else ``$COURSEKIT_DEVICE``, else cuda > mps > cpu.
 
-    Raises ``ValueError`` for an unknown name and ``RuntimeError`` for one this machine lacks.
+    A ``torch.device`` passes through unchanged. Raises ``UsageError`` for an unknown name or one this
+    machine lacks.
     """
+    if isinstance(name, torch.device):
+        return name
     name = name or os.environ.get(DEVICE_ENV) or None
     if name is None or name == "auto":
         if torch.cuda.is_available():
@@ -35,20 +45,43 @@ def get_device(name: str | None = None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"unknown device {name!r}: use cpu, cuda, cuda:N, mps or auto") from err
+        raise UsageError(f"unknown device {name!r}: use cpu, cuda, cuda:N, mps or auto") from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was asked for, but CUDA is not available on this machine")
+        raise UsageError(f"device {name!r} was asked for, but CUDA is not available on this machine")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError(f"device {name!r} was asked for, but MPS is not available on this machine")
+        raise UsageError(f"device {name!r} was asked for, but MPS is not available on this machine")
     return device
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch (all devices); return a CPU generator seeded the same way."""
+    """Seed Python, NumPy and torch (all devices); return a CPU generator seeded the same way.
+
+    Call it at an entry point (a script, a chapter). Inside the package, use ``seeded``.
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block as if after ``seed_everything(seed)``, then give the caller its random state back.
+
+    Python's, NumPy's and torch's (CPU and every initialised CUDA device) generators are saved, seeded,
+    and restored on exit, so what the block draws repeats exactly and the caller's stream is untouched.
+    """
+    state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    seed_everything(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state[0])
+        np.random.set_state(state[1])
+        torch.set_rng_state(state[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def quick_mode() -> bool:

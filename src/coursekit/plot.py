@@ -1,15 +1,16 @@
-"""Figures the chapters share: image grids, reconstructions, training curves, mask and box overlays."""
+"""Figures the chapters share: image grids, reconstructions, training curves, mask and box overlays,
+segmentation mosaics and the segmentation results table."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib import colors as mcolors
 
-from coursekit.train import History
+from coursekit.data import CLASSES
 
 # One colour per class id; index 0 (background) is transparent in overlays.
 CLASS_COLOURS = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48],
@@ -68,10 +69,10 @@ def reconstructions(originals: Sequence, recons: Sequence | dict[str, Sequence],
     return fig
 
 
-def training_curves(histories: History | dict[str, History], keys: Sequence[str] = ("train_loss", "val_loss"),
+def training_curves(histories, keys: Sequence[str] = ("train_loss", "val_loss"),
                     logy: bool = False, ax: plt.Axes | None = None) -> plt.Figure:
-    """Plot ``keys`` of one ``History`` or of several (a dict name -> History) against the epoch."""
-    if isinstance(histories, History):
+    """Plot ``keys`` of one ``coursekit.engine.History`` or of several (a dict name -> History) against the epoch."""
+    if not isinstance(histories, dict):
         histories = {"": histories}
     if ax is None:
         fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -143,3 +144,59 @@ def box_overlay(image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor |
     if title:
         ax.set_title(title, fontsize=9)
     return ax
+
+
+def format_results(results: dict[str, dict[str, float]]) -> str:
+    """A text table, one row per model: parameters, training seconds, pixel accuracy, mIoU, Dice and
+    the IoU of each class (keys as ``train_and_test`` returns them)."""
+    header = (f"{'model':8s} {'params':>8s} {'train s':>8s} {'pixel acc':>9s} {'mIoU':>6s} {'Dice':>6s} "
+              + " ".join(f"{'IoU ' + c[:6]:>10s}" for c in CLASSES))
+    rows = [f"{name:8s} {r['params']:8,d} {r['seconds']:8.1f} {r['pixel_accuracy']:9.3f} {r['miou']:6.3f} "
+            f"{r['dice']:6.3f} " + " ".join(f"{r['iou_' + c]:10.3f}" for c in CLASSES)
+            for name, r in results.items()]
+    return "\n".join([header, "-" * len(header), *rows])
+
+
+def mosaic(image: torch.Tensor, masks: list[torch.Tensor], ncols: int | None = None, gap: int = 2) -> np.ndarray:
+    """One RGB picture: the image, then each class-id mask in the class colours, in a grid of
+    ``ncols`` columns (default: one row), row by row, white gaps between panels."""
+    panels = [image.permute(1, 2, 0).cpu().numpy()] + [colour_mask(m) for m in masks]
+    ncols = ncols or len(panels)
+    height, width = panels[0].shape[:2]
+    nrows = -(-len(panels) // ncols)
+    out = np.ones((nrows * (height + gap) - gap, ncols * (width + gap) - gap, 3))
+    for k, p in enumerate(panels):
+        r, c = divmod(k, ncols)
+        out[r * (height + gap):r * (height + gap) + height, c * (width + gap):c * (width + gap) + width] = p
+    return out
+
+
+def scene_drawer(images: torch.Tensor, masks: torch.Tensor, predictions: dict[str, torch.Tensor], *,
+                 ncols: int) -> Callable:
+    """``draw(index, ax)`` for ``coursekit.widgets.knob_demo``: scene ``index`` as one ``mosaic`` of the
+    image, its true mask and each model's predicted mask (``predictions[name]`` is (N, H, W), computed
+    once for every scene, e.g. by ``coursekit.engine.predict``)."""
+    def draw(index: int, ax) -> None:
+        panels = [masks[index]] + [p[index] for p in predictions.values()]
+        ax.imshow(mosaic(images[index], panels, ncols=ncols), interpolation="nearest")
+        ax.set_title(f"scene {index}: truth, " + ", ".join(predictions), fontsize=8)
+        ax.axis("off")
+
+    return draw
+
+
+def show_predictions(images: torch.Tensor, columns: dict[str, torch.Tensor], panel: float = 1.6):
+    """A grid: one row per image, first column the image, then one column per named mask set
+    (e.g. ``{"truth": y, "FCN-8s": pred}``). Returns the figure."""
+    n, names = len(images), ["image", *columns]
+    fig, axes = plt.subplots(n, len(names), figsize=(panel * len(names), panel * n), squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(images[i].permute(1, 2, 0).cpu().numpy())
+        for j, masks in enumerate(columns.values(), start=1):
+            axes[i, j].imshow(colour_mask(masks[i]), interpolation="nearest")
+    for j, name in enumerate(names):
+        axes[0, j].set_title(name, fontsize=9)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

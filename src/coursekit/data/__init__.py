@@ -1,8 +1,9 @@
-"""Datasets: scikit-learn's bundled digits, our synthetic ``shapes`` scenes, and real-dataset loaders.
+"""Datasets: scikit-learn's bundled digits, our synthetic ``shapes`` scenes, real-dataset loaders, one batcher.
 
 Nothing here downloads anything unless a user passes ``download=True`` to a real-dataset loader.
 """
 
+from coursekit.data.batches import Batches
 from coursekit.data.digits import Split, load_digits_split
 from coursekit.data.real import load_mnist
 from coursekit.data.segmentation_real import (
@@ -17,9 +18,10 @@ from coursekit.data.shapes import (
     ShapesDetection,
     ShapesSegmentation,
     detection_collate,
+    load_shapes_split,
     make_scene,
 )
 
-__all__ = ["CLASSES", "IGNORE_INDEX", "OxfordPetSegmentation", "PascalVOCSegmentation", "Split",
+__all__ = ["Batches", "CLASSES", "IGNORE_INDEX", "OxfordPetSegmentation", "PascalVOCSegmentation", "Split",
            "load_mnist", "load_segmentation", "Scene", "ShapesDetection", "ShapesSegmentation",
-           "detection_collate", "load_digits_split", "make_scene"]
+           "detection_collate", "load_digits_split", "load_shapes_split", "make_scene"]

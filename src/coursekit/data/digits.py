@@ -1,4 +1,8 @@
-"""scikit-learn's bundled 8×8 digits as tensors in [0, 1], with a fixed, seeded train/val/test split."""
+"""scikit-learn's bundled 8×8 digits as tensors in [0, 1], with a fixed, seeded train/val/test split.
+
+``Split`` holds the train/val/test tensors of any in-memory dataset of the course (digits, MNIST,
+shapes scenes with their masks); ``Split.loader`` batches one of them with ``Batches``.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+
+from coursekit.data.batches import Batches
 
 
 @dataclass
 class Split:
-    """Train/val/test tensors of one image dataset: ``x_*`` are images (N, 64) or (N, 1, 8, 8) in [0, 1], ``y_*`` labels."""
+    """Train/val/test tensors of one dataset: ``x_*`` inputs (e.g. images in [0, 1]), ``y_*`` labels or masks."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -27,13 +33,15 @@ class Split:
             raise ValueError(f"unknown split {split!r}: use 'train', 'val' or 'test'")
         return TensorDataset(getattr(self, f"x_{split}"), getattr(self, f"y_{split}"))
 
-    def loader(self, split: str, batch_size: int = 64, shuffle: bool | None = None,
-               seed: int = 0) -> DataLoader:
-        """A DataLoader over ``split``; the training split is shuffled (reproducibly from ``seed``)."""
+    def loader(self, split: str, batch_size: int = 64, shuffle: bool | None = None, augment: bool = False,
+               seed: int = 0) -> Batches:
+        """``(x, y)`` batches of ``split``; shuffled (reproducibly from ``seed``) by default for "train" only.
+
+        ``augment`` flips and transposes images and masks together (``Batches``).
+        """
+        x, y = self.dataset(split).tensors
         shuffle = split == "train" if shuffle is None else shuffle
-        generator = torch.Generator().manual_seed(seed) if shuffle else None
-        return DataLoader(self.dataset(split), batch_size=batch_size, shuffle=shuffle,
-                          generator=generator)
+        return Batches(x, y, batch_size=batch_size, shuffle=shuffle, augment=augment, seed=seed)
 
 
 def load_digits_split(seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15,

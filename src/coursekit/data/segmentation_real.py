@@ -27,7 +27,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-IGNORE_INDEX = 255
+from coursekit.ops.losses import IGNORE_INDEX
+
 PET_CLASSES = ("background", "pet")
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from coursekit.data.digits import Split
+
 CLASSES = ("background", "circle", "square", "triangle")
 
 
@@ -161,3 +163,20 @@ def detection_collate(batch):
     """Keep images and targets as lists (detectors take images of any size and any number of boxes)."""
     images, targets = zip(*batch)
     return list(images), list(targets)
+
+
+def _stack(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ds = ShapesSegmentation(n, size=size, seed=seed)
+    pairs = [ds[i] for i in range(n)]
+    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
+def load_shapes_split(n_train: int = 2000, n_val: int = 200, n_test: int = 500, size: int = 64,
+                      seed: int = 0) -> Split:
+    """Shapes scenes for segmentation as a ``Split``: images (N, 3, H, W) in [0, 1], masks (N, H, W).
+
+    Each split has its own scene seed (``3·seed + 0/1/2``), so the test scenes are the same whatever
+    ``n_train`` is, and never overlap the training scenes.
+    """
+    return Split(*_stack(n_train, size, 3 * seed), *_stack(n_val, size, 3 * seed + 1),
+                 *_stack(n_test, size, 3 * seed + 2))

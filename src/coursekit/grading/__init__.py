@@ -51,7 +51,7 @@ def borrowed(function, packages: tuple[str, ...] = ("coursekit", "torchvision"))
     refers to a global module, function or class defined in one of them, under any alias. A hidden test
     asserts ``not borrowed(student_function)`` where the exercise asks for something the course's own
     package (or torchvision) already provides. The function itself counts too when it is one of theirs
-    (``from coursekit.models.boxes import box_iou as my_iou``) or is not Python code at all (a builtin,
+    (``from coursekit.ops.boxes import box_iou as my_iou``) or is not Python code at all (a builtin,
     a C function, a ``functools.partial``). It catches plain reuse, not a determined cheat.
     """
     own = getattr(function, "__module__", None) or ""

@@ -1,2 +1,3 @@
-"""Metrics, one module per kind: ``reconstruction`` (MSE, PSNR), ``segmentation`` (confusion matrix,
-IoU, mIoU, Dice, pixel accuracy) and ``detection`` (box and mask AP)."""
+"""Metrics, one module per kind: ``reconstruction`` (MSE, PSNR), ``classification`` (accuracy, linear
+probe), ``segmentation`` (confusion matrix, IoU, mIoU, Dice, pixel accuracy) and ``detection`` (box and
+mask AP)."""

@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from coursekit.models.boxes import box_iou
+from coursekit.ops.boxes import box_iou
 
 IOU_THRESHOLDS = tuple(np.round(np.linspace(0.5, 0.95, 10), 2).tolist())
 RECALL_LEVELS = np.linspace(0.0, 1.0, 101)

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import torch
 
-from coursekit.data import IGNORE_INDEX  # 255, as in VOC: the same label for losses and metrics
+from coursekit.ops.losses import IGNORE_INDEX  # 255, as in VOC: the same label for losses and metrics
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,

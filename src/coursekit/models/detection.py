@@ -122,8 +122,4 @@ def _no_weights(weights, weights_backbone) -> None:
                          "(nothing can be downloaded)")
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-__all__ = ["SmallBackbone", "count_parameters", "detector", "maskrcnn", "small_anchors", "small_fpn_backbone"]
+__all__ = ["SmallBackbone", "detector", "maskrcnn", "small_anchors", "small_fpn_backbone"]

@@ -30,8 +30,3 @@ def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
         raise ValueError(f"cannot crop {h}×{w} to a larger {height}×{width}")
     top, left = (h - height) // 2, (w - width) // 2
     return x[..., top:top + height, left:left + width]
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters (trainable or not) of ``model``."""
-    return sum(p.numel() for p in model.parameters())

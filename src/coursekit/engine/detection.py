@@ -1,4 +1,4 @@
-"""Train and evaluate torchvision detectors (Faster R-CNN, Mask R-CNN) with ``coursekit.train.fit``.
+"""Train and evaluate torchvision detectors (Faster R-CNN, Mask R-CNN) with ``fit``.
 
 A torchvision detector in training mode takes images and targets and returns a dict of losses (RPN
 objectness and box regression, box-head classification and regression, and for Mask R-CNN the
@@ -18,9 +18,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from coursekit.data import detection_collate
-from coursekit.device import get_device, seed_everything
+from coursekit.device import get_device, seeded
+from coursekit.engine.fit import History, fit
 from coursekit.metrics.detection import coco_summary
-from coursekit.train import History, fit
 
 
 def clean_targets(targets: list[dict]) -> list[dict]:
@@ -53,15 +53,18 @@ def train_detector(model: nn.Module, dataset: Dataset, *, epochs: int, lr: float
                    device: torch.device | str | None = None, progress: bool = False, seed: int = 0,
                    desc: str = "detector") -> History:
     """Train a torchvision detector on ``dataset`` (image, target) pairs with AdamW, linear warm-up over
-    ``warmup`` steps, cosine decay and gradient clipping; mixed precision on CUDA. Returns the History."""
-    seed_everything(seed)
-    device = get_device(device) if not isinstance(device, torch.device) else device
+    ``warmup`` steps, cosine decay and gradient clipping; mixed precision on CUDA. Returns the History.
+
+    The scenes are shuffled from ``seed``; the run is ``seeded(seed)``, so the caller's RNG is untouched.
+    """
+    device = get_device(device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=detection_collate,
                         generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = warmup_cosine(optimizer, min(warmup, epochs * len(loader) // 4 + 1), epochs * len(loader))
-    return fit(model, loader, detection_loss, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
-               grad_clip=grad_clip, amp=True, device=device, progress=progress, desc=desc)
+    with seeded(seed):
+        return fit(model, loader, detection_loss, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
+                   grad_clip=grad_clip, amp=True, device=device, progress=progress, desc=desc)
 
 
 @torch.no_grad()

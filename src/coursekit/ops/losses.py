@@ -1,6 +1,9 @@
-"""Segmentation losses: per-pixel cross-entropy, soft Dice, and their sum.
+"""Losses: the autoencoders' reconstruction loss, and segmentation's cross-entropy, soft Dice and their sum.
 
-Cross-entropy averages over pixels, so with 87 % background (our shapes) the background dominates
+``reconstruction_loss(x_hat, x, "mse" | "bce")`` is L(x, g(f(x))) of Part I: the squared error per pixel,
+or the cross-entropy of pixels read as bit probabilities.
+
+For segmentation, cross-entropy averages over pixels, so with 87 % background (our shapes) the background dominates
 the gradient. The soft Dice loss (Milletari et al., 2016, "V-Net") scores each class by the overlap
 of its predicted probabilities ``p`` with its one-hot truth ``g``,
 
@@ -12,11 +15,25 @@ count in neither loss.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from coursekit.data import IGNORE_INDEX  # 255, as in VOC: the same label for losses and metrics
+IGNORE_INDEX = 255  # VOC's "void" label: pixels that the losses, the metrics and our datasets all skip
+
+
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, loss: Literal["mse", "bce"] = "mse") -> torch.Tensor:
+    """L(x, x̂) averaged over pixels: (x̂ − x)² for ``"mse"``, −[x log x̂ + (1 − x) log(1 − x̂)] for ``"bce"``.
+
+    ``"bce"`` needs x̂ in [0, 1] (a sigmoid output) and reads each target pixel as a bit probability.
+    """
+    if loss == "mse":
+        return F.mse_loss(x_hat, x)
+    if loss == "bce":
+        return F.binary_cross_entropy(x_hat, x)
+    raise ValueError(f"unknown loss {loss!r}: use 'mse' or 'bce'")
 
 
 def _full_precision(logits: torch.Tensor) -> torch.Tensor:

@@ -1,34 +1,29 @@
-"""Regularised autoencoders: the sparse (KL), denoising (corruption) and contractive (Jacobian) penalties.
+"""The penalties of the regularised autoencoders: sparse (KL on ρ̂) and contractive (Jacobian norm).
 
-All three keep the plain autoencoder of ``coursekit.models.autoencoders`` and change only what
-``coursekit.aetrain.train_autoencoder`` minimises:
+Both keep the plain autoencoder and add a term to what ``coursekit.engine.train_autoencoder``
+minimises; each ``*_penalty`` factory returns a ``penalty(model, x, code)`` to pass as ``penalty=``.
 
 * **sparse** (Ng, *Sparse autoencoder*, CS294A notes, 2011): J_S = J + β Σ_j KL(ρ ‖ ρ̂_j), where ρ̂_j is
   the mean activation of code unit j. ``rho_hat`` estimates it on one batch; ``dataset_rho_hat``
-  makes the lecture's pass over the whole training set. ``sparse_penalty(rho, beta)`` plugs in as
-  ``penalty=``.
-* **denoising** (Vincent et al., ICML 2008): the encoder sees a corrupted x̃ ~ q(x̃ | x), drawn afresh
-  for every batch, and the loss still targets the clean x. ``corrupt(x, kind, level)`` draws x̃;
-  ``Corruption(kind, level)`` plugs in as ``corrupt=``. Level 0 is the identity (the plain AE).
+  makes the lecture's pass over the whole training set.
 * **contractive** (Rifai et al., ICML 2011): J_C = J + λ ‖J_f(x)‖²_F. For one sigmoid layer
   h = s(Wx + b) the closed form is ``contractive_penalty_sigmoid(W, h)``; ``jacobian_frobenius``
-  computes it by autograd for any encoder. ``contractive_penalty(lam)`` plugs in as ``penalty=``.
+  computes it by autograd for any encoder; ``code_sensitivity`` measures it by finite differences.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
-CorruptionKind = Literal["gaussian", "masking", "salt_and_pepper"]
-CORRUPTIONS = ("gaussian", "masking", "salt_and_pepper")
+from coursekit.ops.corruption import normal_like
+
+Penalty = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-# --------------------------------------------------------------------------------------------------
-# Sparse autoencoder
+
 
 def rho_hat(code: torch.Tensor) -> torch.Tensor:
     """ρ̂_j = (1/m) Σ_i a_j(x⁽ⁱ⁾): the mean activation of each code unit over a batch of m codes, (m, k) → (k,)."""
@@ -66,7 +61,7 @@ def kl_sparsity(rho: float, rho_hat: torch.Tensor, eps: float = 1e-6) -> torch.T
     return (rho_t * torch.log(rho_t / rho_hat) + (1 - rho_t) * torch.log((1 - rho_t) / (1 - rho_hat))).sum()
 
 
-def sparse_penalty(rho: float, beta: float) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
+def sparse_penalty(rho: float, beta: float) -> Penalty:
     """``penalty=`` for ``train_autoencoder``: β Σ_j KL(ρ ‖ ρ̂_j) with ρ̂ the mean code of the current batch.
 
     With mini-batches ρ̂ is a per-batch estimate; with ``batch_size = len(x_train)`` (full batch) it
@@ -80,73 +75,6 @@ def sparse_penalty(rho: float, beta: float) -> Callable[[nn.Module, torch.Tensor
 
     return penalty
 
-
-# --------------------------------------------------------------------------------------------------
-# Denoising autoencoder
-
-def _uniform(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """U(0, 1) noise shaped like x, from ``generator`` (drawn on the generator's device) or the global RNG."""
-    if generator is None:
-        return torch.rand_like(x)
-    return torch.rand(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
-
-
-def _normal(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """N(0, 1) noise shaped like x, from ``generator`` (drawn on the generator's device) or the global RNG."""
-    if generator is None:
-        return torch.randn_like(x)
-    return torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
-
-
-def _check_corruption(kind: str, level: float) -> None:
-    """Raise ValueError unless ``kind`` is one of CORRUPTIONS and ``level`` is valid for it."""
-    if kind not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {kind!r}: use one of {CORRUPTIONS}")
-    if level < 0 or (kind != "gaussian" and level > 1):
-        raise ValueError(f"corruption level must be in [0, 1] (σ ≥ 0 for gaussian), got {level}")
-
-
-def corrupt(x: torch.Tensor, kind: CorruptionKind, level: float,
-            generator: torch.Generator | None = None) -> torch.Tensor:
-    """Draw x̃ ~ q(x̃ | x), a fresh random corruption of the images x (pixels in [0, 1]).
-
-    * ``"gaussian"``: x̃ = clip(x + σ ε, 0, 1), ε ~ N(0, I), σ = ``level``;
-    * ``"masking"``: each pixel is set to 0 with probability ``level`` (masking noise);
-    * ``"salt_and_pepper"``: each pixel, with probability ``level``, is set to 0 or 1 (a fair coin).
-
-    ``level = 0`` returns x itself: no corruption at all, so the denoising AE is the plain AE.
-    """
-    _check_corruption(kind, level)
-    if level == 0:
-        return x
-    if kind == "gaussian":
-        return (x + level * _normal(x, generator)).clamp(0.0, 1.0)
-    hit = _uniform(x, generator) < level
-    if kind == "masking":
-        return x.masked_fill(hit, 0.0)
-    salt = (_uniform(x, generator) < 0.5).to(x.dtype)
-    return torch.where(hit, salt, x)
-
-
-class Corruption:
-    """``corrupt=`` for ``train_autoencoder``: ``Corruption("masking", 0.3)(x)`` draws a new x̃ at every call.
-
-    ``train_autoencoder`` calls it once per training batch, so every epoch sees new corruptions.
-    """
-
-    def __init__(self, kind: CorruptionKind, level: float, generator: torch.Generator | None = None):
-        _check_corruption(kind, level)  # now, not at the first batch (and without drawing from the RNG)
-        self.kind, self.level, self.generator = kind, level, generator
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return corrupt(x, self.kind, self.level, self.generator)
-
-    def __repr__(self) -> str:
-        return f"Corruption({self.kind!r}, {self.level})"
-
-
-# --------------------------------------------------------------------------------------------------
-# Contractive autoencoder
 
 def contractive_penalty_sigmoid(W: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """‖J_f(x)‖²_F = Σ_j [h_j(1 − h_j)]² Σ_i W_ji² for one sigmoid layer h = s(Wx + b).
@@ -184,8 +112,7 @@ def _is_one_sigmoid_layer(encoder: nn.Module) -> bool:
             and isinstance(encoder[1], nn.Sigmoid))
 
 
-def contractive_penalty(lam: float, closed_form: bool | None = None
-                        ) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
+def contractive_penalty(lam: float, closed_form: bool | None = None) -> Penalty:
     """``penalty=`` for ``train_autoencoder``: λ · mean over the batch of ‖J_f(x)‖²_F.
 
     Uses the closed form when the model's ``encoder`` is one ``Linear`` + ``Sigmoid`` (``closed_form``
@@ -213,28 +140,7 @@ def code_sensitivity(encoder: Callable[[torch.Tensor], torch.Tensor], x: torch.T
     code = encoder(x).flatten(1)
     ratios = []
     for _ in range(repeats):
-        delta = _normal(x, generator)
+        delta = normal_like(x, generator)
         delta = eps * delta / delta.flatten(1).norm(dim=1).view(-1, *[1] * (x.dim() - 1))
         ratios.append((encoder(x + delta).flatten(1) - code).norm(dim=1) / eps)
     return float(torch.stack(ratios).double().mean())
-
-
-# --------------------------------------------------------------------------------------------------
-# Codes as features
-
-def linear_probe_accuracy(features_train: torch.Tensor, y_train: torch.Tensor, features_test: torch.Tensor,
-                          y_test: torch.Tensor, C: float = 1.0) -> float:
-    """Test accuracy of a logistic regression (scikit-learn, standardised features) trained on frozen features.
-
-    The usual way to ask how useful a representation (codes, raw pixels) is for classification.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    def as_numpy(t: torch.Tensor) -> np.ndarray:
-        return t.detach().double().cpu().flatten(1).numpy() if t.dim() > 1 else t.detach().cpu().numpy()
-
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
-    probe.fit(as_numpy(features_train), as_numpy(y_train))
-    return float(probe.score(as_numpy(features_test), as_numpy(y_test)))
