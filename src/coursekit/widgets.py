@@ -1,17 +1,26 @@
-"""Interactive demos for the chapters, each with a static figure for readers without a kernel.
+"""What the chapters display besides plots: interactive demos, and the package code they teach.
 
 ``knob_demo(draw, name, values)`` draws ``draw(value, ax)`` for every value side by side (the static
 figure the built book shows), then returns a slider over the same values that redraws one panel live
 when a kernel runs. Results are cached per value, so moving the slider is instant.
+
+``show_source(obj, ...)`` displays the source of package functions, classes or methods with syntax
+highlighting, so a chapter shows the very code it runs and cannot drift from it.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-from IPython.display import display
+from IPython.display import Code, display
+
+
+def show_source(*objects: Any) -> None:
+    """Display the source code of each object (a function, class or method of the package), highlighted."""
+    display(Code("\n\n".join(inspect.getsource(obj).rstrip() for obj in objects), language="python"))
 
 
 def knob_demo(draw: Callable[[Any, plt.Axes], None], name: str, values: Sequence, *,

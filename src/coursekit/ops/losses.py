@@ -11,6 +11,9 @@ of its predicted probabilities ``p`` with its one-hot truth ``g``,
 
 so every class weighs the same whatever its pixel count. Pixels labelled ``ignore_index`` (255)
 count in neither loss.
+
+For instance segmentation, ``mask_loss`` is Mask R-CNN's mask term (He et al., 2017), the one
+torchvision's ``maskrcnn_loss`` computes; ``mask_targets`` makes its M×M targets from the image masks.
 """
 
 from __future__ import annotations
@@ -86,3 +89,25 @@ class SegmentationLoss(nn.Module):
         if self.dice_weight:
             loss = loss + self.dice_weight * soft_dice_loss(logits, target, self.ignore_index)
         return loss
+
+
+def mask_targets(gt_masks: torch.Tensor, boxes: torch.Tensor, matched: torch.Tensor, size: int) -> torch.Tensor:
+    """The M×M target of each RoI: its matched object's mask (``gt_masks[matched[k]]``, (H, W)) cut out
+    at the RoI's box and resampled to ``size`` × ``size`` by RoIAlign (soft values at the edges)."""
+    from torchvision.ops import roi_align  # the same bilinear sampling the mask head's features get
+
+    rois = torch.cat([matched[:, None].to(boxes), boxes], dim=1)
+    return roi_align(gt_masks[:, None].to(boxes), rois, (size, size), spatial_scale=1.0)[:, 0]
+
+
+def mask_loss(mask_logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mask R-CNN's mask loss: L_mask = mean over RoIs k and pixels of BCE(σ(m_k[c_k]), t_k).
+
+    ``mask_logits`` (K, C, M, M) holds one mask per class for each of the K positive RoIs; only the mask
+    of the RoI's own class c_k = ``labels[k]`` is scored against its target t_k (``targets``, (K, M, M)),
+    with a per-pixel sigmoid: classes do not compete for pixels, the box head already chose the class.
+    """
+    if targets.numel() == 0:
+        return mask_logits.sum() * 0
+    own_class = mask_logits[torch.arange(len(labels), device=labels.device), labels]
+    return F.binary_cross_entropy_with_logits(own_class, targets)
