@@ -1,4 +1,4 @@
-"""Shared test set-up: quick mode, a non-interactive matplotlib, and the ``gpu`` marker."""
+"""Shared test set-up: quick mode, a non-interactive matplotlib, the ``gpu`` marker, quick recipe runs."""
 
 import os
 
@@ -25,3 +25,20 @@ def _close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.fixture(scope="session")
+def quick_recipe():
+    """``quick_recipe(name, **options)``: ``train_recipe(name, quick=True, device="cpu", **options)``, trained once
+    per session for each name and options (the tests read the result; none may train it further)."""
+    from coursekit.recipes import train_recipe
+
+    results = {}
+
+    def train(name, **options):
+        key = (name, tuple(sorted(options.items())))
+        if key not in results:
+            results[key] = train_recipe(name, quick=True, device="cpu", **options)
+        return results[key]
+
+    return train

@@ -1,4 +1,4 @@
-"""coursekit.models.boxes against torchvision.ops, its BoxCoder and its AnchorGenerator."""
+"""coursekit.ops.boxes against torchvision.ops, its BoxCoder and its AnchorGenerator."""
 
 import pytest
 import torch
@@ -7,7 +7,7 @@ from torchvision.models.detection._utils import BoxCoder
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 
-from coursekit.models import boxes as B
+from coursekit.ops import boxes as B
 
 
 def random_boxes(n, size=64.0, seed=0, min_side=1.0):

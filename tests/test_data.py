@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from coursekit.data import (CLASSES, ShapesDetection, ShapesSegmentation, detection_collate, load_digits_split,
-                            load_mnist, make_scene)
+from coursekit.data import (CLASSES, Batches, ShapesDetection, ShapesSegmentation, Split, detection_collate,
+                            load_digits_split, load_mnist, load_shapes_split, make_scene)
 
 
 def test_digits_split_is_seeded_disjoint_stratified_and_in_unit_range():
@@ -25,10 +25,97 @@ def test_digits_split_is_seeded_disjoint_stratified_and_in_unit_range():
 def test_digits_images_and_loader():
     s = load_digits_split(flat=False, limit=100)
     assert s.x_train.shape == (100, 1, 8, 8)
-    x, y = next(iter(s.loader("train", batch_size=16)))
+    loader = s.loader("train", batch_size=16)
+    assert isinstance(loader, Batches) and loader.shuffle and not s.loader("val").shuffle
+    x, y = next(iter(loader))
     assert x.shape == (16, 1, 8, 8) and y.dtype == torch.int64
     with pytest.raises(ValueError, match="unknown split 'dev'"):
         s.dataset("dev")
+
+
+# --- Batches: the one batcher ----------------------------------------------------------------------------
+
+def _labelled(n=10):
+    return torch.arange(float(n)).view(n, 1), torch.arange(n) * 10
+
+
+def _order(batches):
+    """The rows of the first tensor, in the order one epoch of ``batches`` yields them."""
+    return torch.cat([batch[0] for batch in batches])[:, 0].tolist()
+
+
+def test_batches_cover_every_row_once_with_aligned_tensors():
+    x, y = _labelled()
+    batches = list(Batches(x, y, batch_size=4, seed=1))
+    assert [len(bx) for bx, _ in batches] == [4, 4, 2] and len(Batches(x, batch_size=4)) == 3
+    for bx, by in batches:
+        assert torch.equal(by, bx[:, 0].long() * 10), "labels must stay with their inputs"
+    assert sorted(_order(batches)) == list(range(10))
+
+
+def test_batches_order_comes_from_the_seed():
+    x, y = _labelled()
+    order = _order(Batches(x, y, batch_size=4, seed=1))
+    assert order != list(range(10)), "shuffle=True did not shuffle"
+    assert _order(Batches(x, batch_size=4, seed=1)) == order  # with or without labels
+    assert _order(Batches(x, batch_size=4, seed=2)) != order
+    assert _order(Batches(x, batch_size=3, shuffle=False)) == list(range(10))
+
+
+def test_batches_draw_a_new_order_every_epoch():
+    x, _ = _labelled()
+    batches = Batches(x, batch_size=4, seed=1)
+    first, second = _order(batches), _order(batches)
+    assert first != second and sorted(second) == list(range(10))
+
+
+def test_batches_leave_the_global_random_stream_alone():
+    x = torch.rand(12, 1, 4, 4)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    for _ in range(2):
+        list(Batches(x, x[:, 0], batch_size=5, shuffle=True, augment=True, seed=3))
+    assert torch.equal(torch.rand(3), expected)
+
+
+def _dihedral(t, k):
+    """Flip left-right (bit 0), up-down (bit 1), then transpose (bit 2): Batches' order of moves."""
+    t = t.flip(-1) if k & 1 else t
+    t = t.flip(-2) if k & 2 else t
+    return t.transpose(-1, -2) if k & 4 else t
+
+
+def test_augment_moves_images_and_masks_together():
+    split = load_shapes_split(32, 1, 1, size=32, seed=1)
+    images, masks = split.x_train, split.y_train
+    seen = set()
+    batches = Batches(images, masks, batch_size=4, shuffle=False, augment=True, seed=3)
+    for start, (x, y) in zip(range(0, 32, 4), batches):
+        moves = {k for k in range(8) if torch.equal(_dihedral(images[start:start + 4], k), x)}
+        assert moves and any(torch.equal(_dihedral(masks[start:start + 4], k), y) for k in moves), \
+            "image and mask moved differently"
+        seen |= moves
+    assert seen - {0}, "augment=True changed nothing"
+    assert len(seen) > 2, "augment draws only one or two of the eight moves"
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    ((), {"batch_size": 4}, "at least one tensor"),
+    ((torch.zeros(5, 2),), {"batch_size": 0}, "batch_size must be positive"),
+    ((torch.zeros(5, 2), torch.zeros(4)), {"batch_size": 2}, "different lengths"),
+    ((torch.zeros(5, 3, 4, 4), torch.zeros(5)), {"batch_size": 2, "augment": True}, "flips height and width"),
+])
+def test_batches_refuse_bad_arguments(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Batches(*args, **kwargs)
+
+
+def test_split_loader_batches_with_augmentation():
+    split = load_shapes_split(8, 2, 2, size=32, seed=0)
+    assert isinstance(split, Split)
+    loader = split.loader("train", batch_size=4, augment=True, seed=5)
+    assert loader.augment and loader.shuffle and len(loader) == 2
 
 
 def test_scene_is_deterministic_and_consistent():

@@ -1,3 +1,6 @@
+"""The training loop (``coursekit.engine.fit``) and checkpoints (``coursekit.checkpoint``)."""
+
+import copy
 import json
 
 import pytest
@@ -5,8 +8,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from coursekit.checkpoint import CHECKPOINTS_ENV, load_checkpoint, load_trained, save_checkpoint
 from coursekit.device import seed_everything
-from coursekit.train import CheckpointError, History, fit, load_checkpoint, save_checkpoint, to_device
+from coursekit.engine import History, fit, to_device
+from coursekit.errors import CheckpointError
+from coursekit.models.autoencoders import dense_ae
 
 
 def _regression_data(n=256, seed=0):
@@ -50,10 +56,14 @@ def test_non_finite_loss_stops_with_a_message():
             device="cpu", progress=False)
 
 
-def test_to_device_walks_nested_containers():
-    batch = ([torch.zeros(1)], {"a": torch.ones(2), "b": "text"})
-    moved = to_device(batch, torch.device("cpu"))
-    assert isinstance(moved, tuple) and moved[1]["b"] == "text" and torch.equal(moved[1]["a"], torch.ones(2))
+def test_to_device_moves_every_tensor_and_keeps_the_structure():
+    # "meta" is a device every machine has and no tensor starts on: a to_device that moved nothing
+    # (or missed a nested tensor) leaves something on the CPU.
+    batch = ([torch.zeros(1)], {"a": torch.ones(2, dtype=torch.float64), "b": "text"})
+    moved = to_device(batch, torch.device("meta"))
+    assert isinstance(moved, tuple) and isinstance(moved[0], list) and moved[1]["b"] == "text"
+    assert [t.device.type for t in (moved[0][0], moved[1]["a"])] == ["meta", "meta"]
+    assert moved[1]["a"].dtype == torch.float64 and moved[1]["a"].shape == (2,)
 
 
 def _saved(tmp_path):
@@ -107,11 +117,66 @@ def test_missing_or_broken_sidecar(tmp_path):
         load_checkpoint(path, nn.Linear(3, 2))
 
 
+# --- load_trained: the model rebuilt from its sidecar -----------------------------------------------------
+
+def _save_dense_ae(folder, name="dense"):
+    torch.manual_seed(0)
+    model = dense_ae(64, 8)
+    save_checkpoint(folder / f"{name}.pt", model, name="dense-ae", builder="dense_ae",
+                    config={"in_features": 64, "code_size": 8}, seed=0, metrics={"test_mse": 0.01})
+    return model
+
+
+def _same_outputs(a, b):
+    x = torch.rand(5, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        return torch.equal(a.eval()(x), b(x))
+
+
+def test_load_trained_by_name_looks_in_the_checkpoints_folder(tmp_path, monkeypatch):
+    original = _save_dense_ae(tmp_path)
+    monkeypatch.setenv(CHECKPOINTS_ENV, str(tmp_path))
+    model, record = load_trained("dense")
+    assert record["name"] == "dense-ae" and record["builder"] == "dense_ae"
+    assert not model.training and _same_outputs(original, model)
+
+
+@pytest.mark.parametrize("as_text", [False, True])
+def test_load_trained_by_path(tmp_path, as_text):
+    original = _save_dense_ae(tmp_path)
+    path = tmp_path / "dense.pt"
+    model, _ = load_trained(str(path) if as_text else path)
+    assert _same_outputs(original, model)
+
+
+def test_load_trained_refuses_an_unknown_builder(tmp_path):
+    _save_dense_ae(tmp_path)
+    side = tmp_path / "dense.json"
+    side.write_text(json.dumps({**json.loads(side.read_text()), "builder": "resnet"}))
+    with pytest.raises(CheckpointError, match=r"dense\.json: sidecar names no known builder \('resnet'\)"):
+        load_trained(tmp_path / "dense.pt")
+
+
+def test_load_trained_names_a_missing_file_and_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv(CHECKPOINTS_ENV, str(tmp_path))
+    with pytest.raises(CheckpointError, match=r"nope\.pt: checkpoint file not found \(no nope\.pt in "):
+        load_trained("nope")
+    with pytest.raises(CheckpointError, match=r"other\.pt: checkpoint file not found"):
+        load_trained(tmp_path / "other.pt")
+
+
+# --- CUDA -------------------------------------------------------------------------------------------------
+
 @pytest.mark.gpu
-def test_fit_on_cuda_with_mixed_precision():
+def test_fit_with_mixed_precision_on_cuda_follows_the_cpu_run():
+    """The same model, data and steps on CPU (float32) and CUDA (bfloat16 autocast)."""
     seed_everything(0)
-    model = nn.Linear(3, 1)
-    history = fit(model, _regression_data(), mse_loss, epochs=20, lr=0.05, device="cuda", amp=True,
-                  progress=False)
-    assert next(model.parameters()).device.type == "cuda"
-    assert history["train_loss"][-1] < 0.05 * history["train_loss"][0]
+    cpu_model = nn.Linear(3, 1)
+    cuda_model = copy.deepcopy(cpu_model)
+    runs = {device: fit(model, _regression_data(), mse_loss, epochs=20, lr=0.05, device=device, amp=True,
+                        progress=False)["train_loss"]
+            for device, model in (("cpu", cpu_model), ("cuda", cuda_model))}
+    assert next(cuda_model.parameters()).device.type == "cuda"
+    # bfloat16 keeps 8 bits of mantissa (about 0.4 % per product): loose tolerances
+    torch.testing.assert_close(cuda_model.weight.detach().cpu(), cpu_model.weight.detach(), rtol=0, atol=2e-2)
+    torch.testing.assert_close(torch.tensor(runs["cuda"][:5]), torch.tensor(runs["cpu"][:5]), rtol=5e-2, atol=1e-3)

@@ -167,7 +167,7 @@ def load_trained(name_or_path: str | os.PathLike, *, map_location: str | torch.d
         raise CheckpointError(f"{sidecar_path(path)}: sidecar names no known builder ({meta.get('builder')!r})")
     try:
         model = get_model(meta["builder"], **meta["config"])
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise CheckpointError(f"{sidecar_path(path)}: its config does not fit {meta['builder']}: {err}") from err
     _load_into(path, model, meta, None, map_location)
     return model.to(map_location).eval(), meta

@@ -8,6 +8,9 @@
   restores the caller's random state afterwards, so a library call never resets the caller's RNG.
 * ``quick_mode()`` is true when ``COURSEKIT_QUICK=1``; ``budget(full, quick)`` picks a size by mode,
   so a chapter runs in seconds under tests and at full fidelity in the book build.
+
+torch is imported by the functions that use it, so ``quick_mode`` and ``budget`` cost nothing: the
+command line resolves a recipe's settings (and refuses a bad option) before torch is loaded.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ from __future__ import annotations
 import os
 import random
 from contextlib import contextmanager
-from typing import Iterator
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Iterator
 
 from coursekit.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_ENV = "COURSEKIT_DEVICE"
 QUICK_ENV = "COURSEKIT_QUICK"
@@ -33,6 +36,8 @@ def get_device(name: str | torch.device | None = None) -> torch.device:
     A ``torch.device`` passes through unchanged. Raises ``UsageError`` for an unknown name or one this
     machine lacks.
     """
+    import torch
+
     if isinstance(name, torch.device):
         return name
     name = name or os.environ.get(DEVICE_ENV) or None
@@ -58,6 +63,9 @@ def seed_everything(seed: int) -> torch.Generator:
 
     Call it at an entry point (a script, a chapter). Inside the package, use ``seeded``.
     """
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -71,6 +79,9 @@ def seeded(seed: int) -> Iterator[None]:
     Python's, NumPy's and torch's (CPU and every initialised CUDA device) generators are saved, seeded,
     and restored on exit, so what the block draws repeats exactly and the caller's stream is untouched.
     """
+    import numpy as np
+    import torch
+
     state = random.getstate(), np.random.get_state(), torch.get_rng_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     seed_everything(seed)
