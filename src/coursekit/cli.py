@@ -52,14 +52,33 @@ def _train(args: argparse.Namespace) -> int:
     recipe.configure(data=args.data, data_root=args.data_root, seed=args.seed, quick=args.quick or None,
                      **options)
 
-    from coursekit.checkpoint import save_checkpoint
+    from coursekit import distributed
     from coursekit.device import get_device, seed_everything
+
+    try:
+        device = get_device(args.device)  # the one place the device is picked; a missing one fails here
+        # Under torchrun with WORLD_SIZE > 1: join the process group (nccl on cuda:LOCAL_RANK, gloo on the CPU).
+        device = distributed.init(device)
+        return _train_on(args, recipe, options, device, seed_everything)
+    except UsageError:
+        if distributed.is_main():
+            raise
+        return 2  # every rank refuses the same request: only rank 0 says why
+    finally:
+        distributed.shutdown()
+
+
+def _train_on(args: argparse.Namespace, recipe, options: dict, device, seed_everything) -> int:
+    """Train and report; in a data-parallel run only rank 0 prints and writes files."""
+    from coursekit import distributed
+    from coursekit.checkpoint import save_checkpoint
     from coursekit.recipes import train_recipe
 
-    device = get_device(args.device)  # the one place the device is picked; a missing one fails here
-    seed_everything(args.seed)
+    seed_everything(args.seed)  # the same seed on every rank: the same initial model
     result = train_recipe(args.name, seed=args.seed, device=device, quick=args.quick or None,
                           progress=not args.no_progress, data=args.data, data_root=args.data_root, **options)
+    if not distributed.is_main():
+        return 0
     if args.out:
         command = "coursekit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         path = save_checkpoint(args.out, result.model, name=args.name, builder=recipe.builder,
@@ -107,13 +126,22 @@ def _release(args: argparse.Namespace) -> int:
 def _grade(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from coursekit.grading.grade import Settings, grade_folder, load_key
+    from coursekit.grading.grade import SandboxUnavailable, Settings, grade_folder, load_key, require_sandbox
     from coursekit.grading.report import number, write_reports
 
     submissions, out = Path(args.submissions), Path(args.out)
     if not submissions.is_dir():
         raise UsageError(f"submissions folder not found: {submissions}")
-    settings = Settings(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory_mb)
+    settings = Settings(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory_mb,
+                        sandbox=not args.no_sandbox, disk_mb=args.disk_mb, max_processes=args.max_processes,
+                        max_files=args.max_files)
+    try:
+        require_sandbox(settings)
+    except SandboxUnavailable as err:
+        raise UsageError(f"no sandbox: {err}") from err
+    if not settings.sandbox:
+        print("coursekit grade: warning: --no-sandbox: student code runs unconfined as your user; it can read "
+              "the key and forge its results. Grade only work you trust this way.", file=sys.stderr)
     with _input_errors_are_usage():
         key = load_key(args.key)  # read once: the grading and the reports see the same key
         results = grade_folder(submissions, key, settings=settings, exercise=args.exercise,
@@ -152,13 +180,24 @@ which exercise: --exercise if given, else the file name (05_sparse_autoencoder, 
   '05_sparse_autoencoder (1)', or its number: 05, ex5), else the exercise recorded in the notebook by
   `coursekit release`, else the key's only exercise.
 
-how: each notebook runs in its own fresh kernel, in an empty temporary folder, in quick mode
+how: each notebook runs in its own fresh kernel, in a bubblewrap sandbox, in quick mode
   (COURSEKIT_QUICK=1, NBGRADER_EXECUTION=autograde, COURSEKIT_DEVICE=cpu unless set), with the limits
   below. The locked cells and the tests (visible and hidden) are the key's, never the student's copies;
   the student's solution cells are matched by their nbgrader grade_id, so deleted, reordered or edited
   cells cannot change the tests. A test cell scores its points when it runs without an error (or the
   fraction it awards with coursekit.grading.partial_credit). Errors, endless loops, kernel crashes,
   exits, huge allocations and broken files cost only that student's points.
+
+sandbox (bubblewrap, `bwrap`; needs Linux with user namespaces): the kernel sees a read-only system and
+  Python environment and an empty, size-limited work folder. It cannot see the key, the submissions,
+  other students' work, the grades, the grader's files, your home folder or the repository; it has no
+  network and cannot see or signal the grader; it is killed past --max-processes or --max-files.
+  Scores come only from what the grader observes over the Jupyter protocol. It does NOT stop code that
+  runs inside the kernel from tampering with that kernel (student code and the tests share it, as in
+  nbgrader): the key's tests compare with functions bound before any student cell runs, but a student
+  who patches the interpreter itself can still fool a test. Without bwrap, grading stops with one
+  line: install bubblewrap, or pass --no-sandbox to grade unconfined (recorded as "sandbox": false in
+  grades.json).
 
 outputs in --out:
   grades.csv     student,exercise,task1,...,taskN,total,max,status,file (one row per student and
@@ -242,6 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds a whole notebook may run, kernel start included (default 600)")
     p.add_argument("--memory-mb", type=_positive(int), default=4096, metavar="MB",
                    help="memory a kernel may allocate, in MB (default 4096; torch alone takes about 1000)")
+    p.add_argument("--disk-mb", type=_positive(int), default=512, metavar="MB",
+                   help="size of the sandbox's work folder (/tmp) and of /dev/shm, each (default 512)")
+    p.add_argument("--max-processes", type=_positive(int), default=128, metavar="N",
+                   help="processes one sandbox may hold before it is killed (default 128)")
+    p.add_argument("--max-files", type=_positive(int), default=10000, metavar="N",
+                   help="files one sandbox may create before it is killed (default 10000)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run kernels without bubblewrap, as nbgrader does: a student who reads the grader's "
+                        "source can then read the key and forge results (recorded in grades.json)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_grade)
     return parser

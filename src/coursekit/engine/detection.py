@@ -15,8 +15,9 @@ from typing import Iterable
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from coursekit import distributed
 from coursekit.data import detection_collate
 from coursekit.device import get_device, seeded
 from coursekit.engine.fit import History, fit
@@ -56,10 +57,18 @@ def train_detector(model: nn.Module, dataset: Dataset, *, epochs: int, lr: float
     ``warmup`` steps, cosine decay and gradient clipping; mixed precision on CUDA. Returns the History.
 
     The scenes are shuffled from ``seed``; the run is ``seeded(seed)``, so the caller's RNG is untouched.
+    Inside a ``torch.distributed`` process group each rank trains on its shard of the scenes (a
+    ``DistributedSampler``, ``batch_size / world_size`` scenes a step) and ``fit`` wraps the model in DDP.
     """
     device = get_device(device)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=detection_collate,
-                        generator=torch.Generator().manual_seed(seed))
+    if distributed.is_active():  # data parallel: each rank its shard of the scenes, the global batch kept
+        world = distributed.world_size()
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=distributed.rank(), shuffle=True, seed=seed)
+        loader = DataLoader(dataset, batch_size=max(1, -(-batch_size // world)), sampler=sampler,
+                            collate_fn=detection_collate)
+    else:
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=detection_collate,
+                            generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = warmup_cosine(optimizer, min(warmup, epochs * len(loader) // 4 + 1), epochs * len(loader))
     with seeded(seed):
