@@ -1,3 +1,5 @@
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -5,8 +7,8 @@ import torch
 
 from coursekit import plot
 from coursekit.data import load_digits_split, make_scene
-from coursekit.train import History
-from coursekit.widgets import knob_demo
+from coursekit.engine import History
+from coursekit.widgets import knob_demo, player_html
 
 
 def test_image_grid_reshapes_flat_vectors():
@@ -47,20 +49,30 @@ def test_colour_mask_marks_ignore_white():
     assert rgb.shape == (2, 2, 3) and np.all(rgb[1, 0] == 1.0) and np.all(rgb[0, 0] == 0.0)
 
 
-def test_knob_demo_draws_every_value_then_returns_a_slider(monkeypatch):
-    drawn = []
+def test_knob_demo_draws_every_value_and_a_slider_that_needs_no_kernel(monkeypatch):
     shown = []
-    monkeypatch.setattr("coursekit.widgets.display", lambda fig: shown.append(len(fig.axes)))
+    monkeypatch.setattr("coursekit.widgets.display", lambda obj, raw=False: shown.append(obj))
+    drawn = []
 
     def draw(value, ax):
         drawn.append(value)
         ax.plot([0, value])
 
-    widget = knob_demo(draw, "k", [1, 2, 4])
-    assert drawn[:3] == [1, 2, 4] and shown[0] == 3  # the static figure: one panel per value
-    slider = widget.children[0]
-    slider.value = 4
-    assert drawn[-1] == 4  # moving the slider redraws live
+    assert knob_demo(draw, "k", [1, 2, 4], default=2) is None
+    assert drawn == [1, 2, 4, 1, 2, 4]  # the side-by-side figure, then one frame per value
+    figure, bundle = shown
+    assert len(figure.axes) == 3
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # Jupyter: ipywidgets, linked in the browser
+    page = bundle["text/html"]  # the built book: a self-contained player over the same frames
+    frames = re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
+    assert len(frames) == 3 and len(set(frames)) == 3
+    assert 'type="range"' in page and 'value="1"' in page and "<script>" in page
+    assert "http" not in page  # nothing is fetched
     with pytest.raises(ValueError, match="at least one value"):
         knob_demo(draw, "k", [])
     plt.close("all")
+
+
+def test_player_html_needs_a_label_per_frame():
+    with pytest.raises(ValueError, match="2 labels for 1 frames"):
+        player_html("k", ["a", "b"], [b"png"])

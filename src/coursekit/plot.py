@@ -3,6 +3,8 @@ segmentation mosaics and the segmentation results table."""
 
 from __future__ import annotations
 
+import html
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -146,15 +148,76 @@ def box_overlay(image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor |
     return ax
 
 
-def format_results(results: dict[str, dict[str, float]]) -> str:
-    """A text table, one row per model: parameters, training seconds, pixel accuracy, mIoU, Dice and
-    the IoU of each class (keys as ``train_and_test`` returns them)."""
-    header = (f"{'model':8s} {'params':>8s} {'train s':>8s} {'pixel acc':>9s} {'mIoU':>6s} {'Dice':>6s} "
-              + " ".join(f"{'IoU ' + c[:6]:>10s}" for c in CLASSES))
-    rows = [f"{name:8s} {r['params']:8,d} {r['seconds']:8.1f} {r['pixel_accuracy']:9.3f} {r['miou']:6.3f} "
-            f"{r['dice']:6.3f} " + " ".join(f"{r['iou_' + c]:10.3f}" for c in CLASSES)
-            for name, r in results.items()]
-    return "\n".join([header, "-" * len(header), *rows])
+@dataclass(frozen=True)
+class Column:
+    """One column of a ``Table``: the row key it shows, its header, a format, and which end is best
+    (``"max"``, ``"min"`` or ``None``: no value is marked)."""
+
+    key: str
+    header: str
+    fmt: str = "{:.3f}"
+    best: str | None = "max"
+
+
+class Table:
+    """A results table: HTML in a notebook and in the built book, plain text anywhere else (``str``).
+
+    ``rows`` maps a row name (a model, a setting) to its values. In HTML the best value of every column
+    that has a ``best`` end is bold, numbers are right-aligned, and a wide table scrolls sideways
+    instead of overflowing a narrow page.
+    """
+
+    def __init__(self, rows: dict[str, dict], columns: Sequence[Column], index: str = "model"):
+        missing = sorted({c.key for c in columns} - {k for r in rows.values() for k in r})
+        if missing:
+            raise ValueError(f"no row has the column(s) {missing}")
+        self.rows, self.columns, self.index = rows, list(columns), index
+
+    def _cells(self) -> list[list[str]]:
+        return [[c.fmt.format(r[c.key]) if c.key in r else "" for c in self.columns] for r in self.rows.values()]
+
+    def _best(self) -> list[set[int]]:
+        """Per column, the row numbers that hold its best value."""
+        marks = []
+        for c in self.columns:
+            values = [(i, r[c.key]) for i, r in enumerate(self.rows.values())
+                      if c.key in r and isinstance(r[c.key], (int, float)) and r[c.key] == r[c.key]]
+            if c.best not in ("max", "min") or not values:
+                marks.append(set())
+                continue
+            top = (max if c.best == "max" else min)(v for _, v in values)
+            marks.append({i for i, v in values if v == top})
+        return marks
+
+    def _repr_html_(self) -> str:
+        best = self._best()
+        head = "".join(f'<th style="text-align:right">{html.escape(c.header)}</th>' for c in self.columns)
+        body = []
+        for i, (name, cells) in enumerate(zip(self.rows, self._cells())):
+            tds = "".join(f'<td style="text-align:right">{f"<strong>{v}</strong>" if i in best[j] else v}</td>'
+                          for j, v in enumerate(cells))
+            body.append(f"<tr><th>{html.escape(str(name))}</th>{tds}</tr>")
+        return ('<div style="overflow-x:auto"><table class="table coursekit-table">'
+                f"<thead><tr><th>{html.escape(self.index)}</th>{head}</tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table></div>")
+
+    def __str__(self) -> str:
+        grid = [[self.index, *(c.header for c in self.columns)]]
+        grid += [[str(name), *cells] for name, cells in zip(self.rows, self._cells())]
+        widths = [max(len(row[j]) for row in grid) for j in range(len(grid[0]))]
+        lines = ["  ".join(v.ljust(w) if j == 0 else v.rjust(w) for j, (v, w) in enumerate(zip(row, widths)))
+                 for row in grid]
+        return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
+
+    __repr__ = __str__
+
+
+def format_results(results: dict[str, dict[str, float]]) -> Table:
+    """The segmentation results table, one row per model: parameters, training seconds, pixel accuracy,
+    mIoU, Dice and the IoU of each class (keys as ``coursekit.engine.train_and_test`` returns them)."""
+    return Table(results, [Column("params", "params", "{:,d}", "min"), Column("seconds", "train s", "{:.1f}", "min"),
+                           Column("pixel_accuracy", "pixel acc"), Column("miou", "mIoU"), Column("dice", "Dice"),
+                           *(Column(f"iou_{c}", f"IoU {c}") for c in CLASSES)])
 
 
 def mosaic(image: torch.Tensor, masks: list[torch.Tensor], ncols: int | None = None, gap: int = 2) -> np.ndarray:
