@@ -27,3 +27,21 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
+
+# ensure_tool COMMAND WHAT PACKAGE...: a system tool some checks need. Installed when we can (root with
+# apt, as in CI); otherwise we say how, and the tests that need it are skipped with that reason.
+ensure_tool() {
+  local command="$1" what="$2"; shift 2
+  command -v "$command" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing $* ($what)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } >&2 \
+      || echo "[setup] could not install $*: the tests that need $what will be skipped" >&2
+  else
+    echo "[setup] $command not found: install $* (e.g. apt-get install $*) for $what;" \
+         "the tests that need it are skipped until then" >&2
+  fi
+}
+
+# `coursekit grade` runs each student's kernel in a bubblewrap sandbox (book/instructors.md).
+ensure_tool bwrap "the grader's sandbox" bubblewrap

@@ -5,6 +5,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
+ensure_tool chromedriver "the browser tests of the built book" chromium chromium-driver
 cd "$ROOT"
 export COURSEKIT_QUICK=1 TQDM_DISABLE=1 PYTHONHASHSEED=0
 exec python -m pytest -n 2 --dist loadscope -p no:cacheprovider "$@"

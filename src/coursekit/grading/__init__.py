@@ -1,73 +1,20 @@
 """Exercises and grading: ``release`` writes student notebooks from the solutions, ``grade`` scores
 submissions safely.
 
-* ``coursekit.grading.notebook``: nbgrader's cell metadata (schema 3), markers, validation, safe I/O.
-* ``coursekit.grading.release``: ``release(solutions, exercises)``, behind ``coursekit release``.
-* ``coursekit.grading.grade``: finding, matching and grading submissions, behind ``coursekit grade``.
-* ``coursekit.grading.runner``: the subprocess that runs one notebook in a fresh, limited kernel.
-* ``coursekit.grading.report``: ``grades.csv``, ``grades.json`` and the feedback files.
+* ``notebook``: nbgrader's cell metadata (schema 3), markers, validation, safe I/O.
+* ``release``: ``release(solutions, exercises)``, behind ``coursekit release``.
+* ``key``: reading the instructor's key; ``submissions``: finding the submitted notebooks;
+  ``assembly``: the notebook that runs, built from the key; ``supervise``: running it in a subprocess
+  under outer walls; ``scoring``: outcomes to points; ``results``: rows; ``grade``: ``grade_folder``,
+  behind ``coursekit grade``; ``report``: ``grades.csv``, ``grades.json`` and the feedback files.
+* ``runner``: the subprocess that runs one notebook in a fresh, limited kernel; ``sandbox``: the
+  bubblewrap sandbox around that kernel; ``protocol``: the contract between runner and grader.
+* ``credit``: ``partial_credit`` and ``borrowed``, the only part of the grader a student kernel loads.
 
-Test cells in ``solutions/`` may award part of their points with ``partial_credit`` (below), and
-check with ``borrowed`` that an answer is computed, not imported from the library that has it.
+Test cells in ``solutions/`` may award part of their points with ``partial_credit``, and check with
+``borrowed`` that an answer is computed, not imported from the library that has it.
 """
 
-import types
+from coursekit.grading.credit import borrowed, partial_credit
 
-from coursekit.grading.runner import PARTIAL_CREDIT_MIME
-
-
-def partial_credit(fraction: float) -> None:
-    """Award this fraction (0 to 1) of the points of the test cell that calls it.
-
-    The last call in a cell decides, and it holds even when an ``assert`` after it fails, so a test can
-    give credit for what works and still tell the student what does not::
-
-        checks = [shape_ok, range_ok, values_ok]
-        partial_credit(sum(checks) / len(checks))
-        assert all(checks), "..."
-
-    Without a call, a test cell scores all its points when it runs without an error and none otherwise.
-    (nbgrader itself ignores this record and scores the cell all or nothing.)
-    """
-    fraction = float(fraction)
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"partial credit must be a fraction between 0 and 1, not {fraction}")
-    text = f"partial credit: {fraction:.0%}"
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:
-        get_ipython = None
-    if get_ipython is not None and get_ipython() is not None:
-        display({PARTIAL_CREDIT_MIME: {"fraction": fraction}, "text/plain": text}, raw=True)
-    else:
-        print(text)
-
-
-def borrowed(function, packages: tuple[str, ...] = ("coursekit", "torchvision")) -> list[str]:
-    """The names ``function`` uses that come from ``packages``: ``[]`` when it computes its answer itself.
-
-    A name counts when the function (or a function nested in it) imports from one of the packages, or
-    refers to a global module, function or class defined in one of them, under any alias. A hidden test
-    asserts ``not borrowed(student_function)`` where the exercise asks for something the course's own
-    package (or torchvision) already provides. The function itself counts too when it is one of theirs
-    (``from coursekit.ops.boxes import box_iou as my_iou``) or is not Python code at all (a builtin,
-    a C function, a ``functools.partial``). It catches plain reuse, not a determined cheat.
-    """
-    own = getattr(function, "__module__", None) or ""
-    if own.split(".")[0] in packages or not hasattr(function, "__code__"):
-        return [f"{own}.{getattr(function, '__qualname__', type(function).__name__)}".lstrip(".")]
-
-    def names(code: types.CodeType):
-        yield from code.co_names
-        for const in code.co_consts:
-            if isinstance(const, types.CodeType):
-                yield from names(const)
-
-    found = []
-    for name in dict.fromkeys(names(function.__code__)):
-        value = function.__globals__.get(name)
-        origin = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
-        if any(str(x).split(".")[0] in packages for x in (name, origin) if x):
-            found.append(name)
-    return found
+__all__ = ["borrowed", "partial_credit"]

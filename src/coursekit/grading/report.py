@@ -21,7 +21,9 @@ import json
 import re
 from pathlib import Path
 
-from coursekit.grading.grade import Exercise, Result, Settings
+from coursekit.grading.key import Exercise
+from coursekit.grading.results import Result
+from coursekit.grading.settings import Settings
 from coursekit.grading.notebook import write_atomic
 
 FORMAT = "coursekit-grades/1"
@@ -58,8 +60,10 @@ def grades_json(results: list[Result], exercises: dict[str, Exercise], settings:
     graded = sorted({r.exercise for r in results if r.exercise in exercises})
     data = {
         "format": FORMAT,
+        "sandbox": settings.sandbox,
         "settings": {"cell_timeout_s": settings.cell_timeout, "timeout_s": settings.timeout,
-                     "memory_mb": settings.memory_mb},
+                     "memory_mb": settings.memory_mb, "sandbox": settings.sandbox, "disk_mb": settings.disk_mb,
+                     "max_processes": settings.max_processes, "max_files": settings.max_files},
         "columns": ["student", "exercise", *task_columns(results, exercises), "total", "max", "status", "file"],
         "exercises": {n: {"max": exercises[n].max, "tasks": exercises[n].tasks} for n in graded},
         "rows": [r.to_dict() for r in results],

@@ -1,17 +1,23 @@
 """Run one notebook in a fresh kernel, cell by cell, and log each cell's outcome as a line of JSON.
 
-The grader starts this file as a subprocess for every submission (as a file: importing ``coursekit``
-would load torch into the runner)::
+The grader starts this module as a subprocess for every submission (``import coursekit`` is light: no
+torch is loaded into the runner)::
 
-    python src/coursekit/grading/runner.py NOTEBOOK EVENTS --workdir DIR --cell-timeout 60 --memory-mb 4096
+    python -m coursekit.grading.runner NOTEBOOK EVENTS --workdir DIR --cell-timeout 60 --memory-mb 4096 --sandbox
 
 so nothing a submission does (an endless loop, a crash, ``os._exit``, a huge allocation) can reach the
-grader itself: the grader reads EVENTS, a JSON-lines log, and kills this process and its kernel when the
-notebook's own time limit is reached.
+grader itself: the grader reads EVENTS, a JSON-lines log (``coursekit.grading.protocol``), and kills this
+process and its kernel when the notebook's own time limit is reached. With ``--sandbox`` the kernel runs
+in bubblewrap (``coursekit.grading.sandbox``): it cannot see EVENTS, the notebook file, this process or
+anything else of the grader, so every outcome logged is what this process observed over the Jupyter
+protocol. Without it (``coursekit grade --no-sandbox``) the kernel runs as the grader's user, as nbgrader's
+does, and a student who has read this source can forge EVENTS.
 
 * Limits: the kernel inherits ``RLIMIT_DATA`` (allocations beyond it raise ``MemoryError``), no core
   files and a maximum file size; a watchdog also kills the kernel when the resident memory of it and its
-  children passes the limit (memory that ``RLIMIT_DATA`` does not count, e.g. shared mappings).
+  children passes the limit (memory that ``RLIMIT_DATA`` does not count, e.g. shared mappings). In the
+  sandbox, ``/tmp`` (the work folder) and ``/dev/shm`` are tmpfs of ``--disk-mb`` each, and the watchdog
+  kills the sandbox when it holds more than ``--max-processes`` processes or ``--max-files`` files.
 * A cell that runs longer than ``--cell-timeout`` is interrupted (SIGINT); a kernel that does not answer
   within a grace period after that, or that dies, is killed and restarted and the cells before the
   current one are run again (all but the ones that killed it), so the remaining tests still run. After
@@ -25,10 +31,8 @@ notebook's own time limit is reached.
 * Outputs are kept small: streams up to 64 kB a cell, rich outputs dropped, except the partial-credit
   record (``PARTIAL_CREDIT_MIME``) that ``coursekit.grading.partial_credit`` displays.
 
-Events: ``{"event": "kernel", "pid": ...}``, ``{"event": "start", "cell": i}``, ``{"event": "end",
-"cell": i, "status": "ok" | "error" | "timeout" | "died", ...}``, ``{"event": "restart", ...}``,
-``{"event": "replay", "cell": i}``, ``{"event": "abort", "reason": ...}``, ``{"event": "done"}``. The
-grader also reads the log's age: a runner that writes nothing for longer than a cell can take is killed.
+The events are listed in ``coursekit.grading.protocol``. The grader also reads the log's age: a runner that
+writes nothing for longer than a cell can take is killed.
 """
 
 from __future__ import annotations
@@ -51,7 +55,9 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-PARTIAL_CREDIT_MIME = "application/vnd.coursekit.partial-credit+json"
+from coursekit.grading import sandbox
+from coursekit.grading.protocol import KERNEL_START, PARTIAL_CREDIT_MIME, grace, hard_limit, kill_tree
+
 STREAM_LIMIT = 64 * 1024
 KEEP_TEXT = 4000
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -84,6 +90,17 @@ class _KernelSpecs(KernelSpecManager):
         from ipykernel.kernelspec import get_kernel_dict
 
         return KernelSpec(resource_dir="", **get_kernel_dict())
+
+
+class _SandboxSpecs(KernelSpecManager):
+    """A kernel started by bubblewrap: ``argv`` from ``sandbox.kernel_argv``; interrupted by a message
+    (a signal to ``bwrap`` would not reach the kernel in its own session)."""
+
+    argv: list[str] = []
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        return KernelSpec(resource_dir="", argv=list(self.argv), display_name="Python 3 (sandboxed)",
+                          language="python", interrupt_mode="message", metadata={"debugger": False})
 
 
 class _Client(NotebookClient):
@@ -119,29 +136,6 @@ def become_subreaper() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass
-
-
-def kill_tree(pid: int | None, *, include_self: bool = True) -> None:
-    """SIGKILL ``pid``'s process group and every descendant of ``pid`` (those that left the group too)."""
-    import psutil
-
-    if pid is None:
-        return
-    try:
-        root = psutil.Process(pid)
-        procs = root.children(recursive=True) + ([root] if include_self else [])
-    except psutil.Error:
-        procs = []
-    if include_self:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
 
 
 class _Watchdog:
@@ -212,32 +206,51 @@ class Runner:
     """One kernel (restarted as needed) executing the code cells of one notebook."""
 
     def __init__(self, nb, events: _Events, *, workdir: str, cell_timeout: float, memory_mb: int,
-                 max_restarts: int):
+                 max_restarts: int, sandboxed: bool = False, env: dict[str, str] | None = None,
+                 disk_mb: int = 512, max_processes: int = 128, max_files: int = 10000):
         self.nb, self.events, self.workdir = nb, events, workdir
         self.cell_timeout, self.memory_mb, self.max_restarts = cell_timeout, memory_mb, max_restarts
-        self.grace = min(10.0, max(1.0, cell_timeout))  # how long an interrupted kernel has to answer
+        self.sandboxed, self.env = sandboxed, dict(os.environ if env is None else env)
+        self.disk_mb, self.max_processes, self.max_files = disk_mb, max_processes, max_files
+        self.grace = grace(cell_timeout)  # how long an interrupted kernel has to answer
         # Past this, the watchdog thread kills the kernel whatever nbclient is doing.
-        self.hard_limit = cell_timeout + self.grace + 5.0
+        self.hard_limit = hard_limit(cell_timeout)
         self.watchdog = _Watchdog()
         self.client = _Client(nb, timeout=max(1, math.ceil(cell_timeout)), allow_errors=True,
-                              interrupt_on_timeout=False, record_timing=False, startup_timeout=60,
+                              interrupt_on_timeout=False, record_timing=False, startup_timeout=KERNEL_START,
                               iopub_timeout=4, coalesce_streams=False,
                               shutdown_kernel="immediate")
-        self.memory_killed = False
+        self.limit_killed: str | None = None
         self.restarts = 0
+        self.starts = 0
         self._memory_task: asyncio.Task | None = None
 
     # -- kernel lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=_KernelSpecs())
-        await km.start_kernel(cwd=self.workdir, extra_arguments=["--HistoryManager.hist_file=:memory:"])
+        self.starts += 1
+        if self.sandboxed:
+            # The sockets and the connection file live in a folder of their own, the only folder of the
+            # grader's that the sandbox binds (at the same path: the kernel binds the sockets it names).
+            sockets = Path(self.workdir) / "sockets"
+            sockets.mkdir(mode=0o700, exist_ok=True)
+            specs = _SandboxSpecs()
+            specs.argv = sandbox.kernel_argv(str(sockets), self.env, disk_mb=self.disk_mb,
+                                             nproc=max(64, 8 * self.max_processes))
+            km = AsyncKernelManager(kernel_name="coursekit-sandbox", kernel_spec_manager=specs, transport="ipc",
+                                    ip=str(sockets / f"k{self.starts}"),
+                                    connection_file=str(sockets / f"kernel-{self.starts}.json"))
+            cwd = str(sockets)
+        else:
+            km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=_KernelSpecs())
+            cwd = self.workdir
+        await km.start_kernel(cwd=cwd, env=self.env, extra_arguments=["--HistoryManager.hist_file=:memory:"])
         self.client.km = km
         await self.client.async_start_new_kernel_client()
-        self.memory_killed = False
+        self.limit_killed = None
         pid = self.kernel_pid()
         self.events.write(event="kernel", pid=pid)
-        if self.memory_mb > 0 and pid:
-            self._memory_task = asyncio.ensure_future(self._watch_memory(pid))
+        if pid:
+            self._memory_task = asyncio.ensure_future(self._watch_limits(pid))
 
     def kernel_pid(self) -> int | None:
         provisioner = getattr(self.client.km, "provisioner", None)
@@ -260,8 +273,8 @@ class Runner:
         if self.watchdog.fired:
             return (f"cell time limit ({self.cell_timeout:g} s) exceeded and the kernel did not stop: "
                     f"it was killed")
-        if self.memory_killed:
-            return f"memory limit ({self.memory_mb} MB) exceeded"
+        if self.limit_killed:
+            return self.limit_killed
         provisioner = getattr(self.client.km, "provisioner", None)
         code = None
         for _ in range(20):
@@ -271,6 +284,8 @@ class Runner:
             await asyncio.sleep(0.1)
         if code is None:
             return "kernel stopped responding"
+        if self.sandboxed and 128 < code < 160:  # bwrap exits 128 + n when its kernel dies of signal n
+            code = 128 - code
         if code < 0:
             try:
                 return f"kernel killed by {signal.Signals(-code).name}"
@@ -278,28 +293,52 @@ class Runner:
                 return f"kernel killed by signal {-code}"
         return f"kernel exited (code {code})"
 
-    async def _watch_memory(self, pid: int) -> None:
+    def _sandbox_counts(self, pid: int) -> tuple[int, int]:
+        """Processes and files in the sandbox whose ``bwrap`` is ``pid``, seen through its init's root."""
+        import psutil
+
+        try:
+            init = psutil.Process(pid).children()[0].pid
+            root = f"/proc/{init}/root"
+            processes = sum(name.isdigit() for name in os.listdir(f"{root}/proc"))
+            files = 0
+            for folder in ("/tmp", "/dev/shm"):
+                st = os.statvfs(root + folder)
+                files += st.f_files - st.f_ffree
+            return processes, files
+        except (psutil.Error, IndexError, OSError):
+            return 0, 0
+
+    async def _watch_limits(self, pid: int) -> None:
+        """Kill the kernel when it and its children pass the memory limit, or the sandbox holds too many
+        processes (a fork bomb: root is exempt from ``RLIMIT_NPROC``) or files."""
         import psutil
 
         limit = self.memory_mb * 2**20
         try:
             kernel = psutil.Process(pid)
             while True:
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.1)
+                why = None
+                if self.sandboxed:
+                    processes, files = self._sandbox_counts(pid)
+                    if processes > self.max_processes:
+                        why = f"process limit ({self.max_processes}) exceeded"
+                    elif files > self.max_files:
+                        why = f"file count limit ({self.max_files}) exceeded"
                 procs = [kernel, *kernel.children(recursive=True)]
-                rss = 0
-                for p in procs:
-                    try:
-                        rss += p.memory_info().rss
-                    except psutil.Error:
-                        pass
-                if rss > limit:
-                    self.memory_killed = True
+                if why is None and self.memory_mb > 0:
+                    rss = 0
                     for p in procs:
                         try:
-                            p.kill()
+                            rss += p.memory_info().rss
                         except psutil.Error:
                             pass
+                    if rss > limit:
+                        why = f"memory limit ({self.memory_mb} MB) exceeded"
+                if why:
+                    self.limit_killed = why
+                    kill_tree(pid)
                     return
         except psutil.Error:
             return
@@ -391,6 +430,10 @@ class Runner:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coursekit.grading.runner", description=__doc__.split("\n")[0])
+    parser.add_argument("--sandbox", action="store_true", help="run the kernel in bubblewrap")
+    parser.add_argument("--disk-mb", type=int, default=512)
+    parser.add_argument("--max-processes", type=int, default=128)
+    parser.add_argument("--max-files", type=int, default=10000)
     parser.add_argument("notebook")
     parser.add_argument("events")
     parser.add_argument("--workdir", required=True)
@@ -404,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     events = _Events(args.events)
     nb = nbformat.read(args.notebook, as_version=4)
     runner = Runner(nb, events, workdir=str(Path(args.workdir).resolve()), cell_timeout=args.cell_timeout,
-                    memory_mb=args.memory_mb, max_restarts=args.max_restarts)
+                    memory_mb=args.memory_mb, max_restarts=args.max_restarts, sandboxed=args.sandbox,
+                    disk_mb=args.disk_mb, max_processes=args.max_processes, max_files=args.max_files)
     try:
         asyncio.run(runner.run())
     except Exception as err:  # noqa: BLE001 - reported to the grader, which keeps going

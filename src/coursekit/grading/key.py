@@ -1,0 +1,74 @@
+"""The instructor's key: every notebook of ``solutions/`` (or ``--key``), checked, with its tests and points."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from coursekit.grading.notebook import grade_id, hidden_lines, is_test, nbgrader, read_key, task_of, validate_notebook
+from coursekit.grading.release import release_cell, solution_paths
+
+
+@dataclass
+class TestCell:
+    grade_id: str
+    task: str
+    points: float
+    hidden: set[int]
+
+
+@dataclass
+class Exercise:
+    """One notebook of the key: the solution, its released cells by id, its tests and points."""
+
+    name: str
+    key: object
+    released: dict[str, object]   # the student's copy of each cell, by grade id
+    tests: list[TestCell]
+
+    def original(self, gid: str):
+        return next(c for c in self.key.cells if grade_id(c) == gid)
+
+    @property
+    def tasks(self) -> dict[str, float]:
+        tasks: dict[str, float] = {}
+        for t in self.tests:
+            tasks[t.task] = tasks.get(t.task, 0.0) + t.points
+        return tasks
+
+    @property
+    def max(self) -> float:
+        return sum(t.points for t in self.tests)
+
+
+def load_key(folder: str | Path) -> dict[str, Exercise]:
+    """Read and check every notebook of the key folder; ``ValueError``/``FileNotFoundError`` if unusable."""
+    exercises = {}
+    for path in solution_paths(folder):
+        key = read_key(path)
+        problems = validate_notebook(key)
+        if problems:
+            raise ValueError(f"key {path}: " + "; ".join(problems[:3]))
+        released = {grade_id(c): release_cell(c) for c in key.cells if grade_id(c)}
+        tests = [TestCell(grade_id(c), task_of(grade_id(c)), float(nbgrader(c)["points"]), hidden_lines(c.source))
+                 for c in key.cells if is_test(c)]
+        exercises[path.stem] = Exercise(path.stem, key, released, tests)
+    return exercises
+
+
+def resolve_exercise(hint: str | None, names: list[str]) -> str | None:
+    """The exercise a name refers to: exact, a copy (``NAME (1)``, ``NAME-Copy1``), or its number (``05``, ``ex5``)."""
+    if not hint:
+        return None
+    if hint in names:
+        return hint
+    starts = [n for n in names if hint.startswith(n)]
+    if len(starts) == 1:
+        return starts[0]
+    number = re.match(r"^(?:ex(?:ercise)?[ _-]?)?(\d+)(?:\D|$)", hint, re.I)
+    if number:
+        same = [n for n in names if re.match(r"\d+", n) and int(re.match(r"\d+", n).group()) == int(number.group(1))]
+        if len(same) == 1:
+            return same[0]
+    return None

@@ -1,0 +1,119 @@
+"""The bubblewrap sandbox every submission's kernel runs in (stdlib only: the runner imports it).
+
+``kernel_argv(...)`` is the command line of a sandboxed ipykernel: ``bwrap`` with new user, PID, network,
+IPC, UTS and cgroup namespaces (``--unshare-all``), ``--die-with-parent``, ``--new-session`` (no terminal
+injection), all capabilities dropped, and a file system built from nothing:
+
+* read-only: ``/usr``, ``/etc``, ``/bin``, ``/sbin``, ``/lib*`` (as on the host: a directory or a symlink),
+  the course's Python environment (``sys.prefix``), the interpreter it links to (``sys.base_prefix`` and
+  the folder of the real ``python``) and the ``coursekit`` package folder itself (editable installs);
+* writable: ``/tmp`` (a tmpfs of ``disk_mb``; the kernel's work folder is ``/tmp/work``), ``/dev/shm``
+  (a tmpfs of ``disk_mb``) and the folder holding the kernel's ZMQ sockets and connection file (bound at
+  the same path: ``transport="ipc"``);
+* a new ``/proc`` (the sandbox's own processes only) and a minimal ``/dev``; everything else, including
+  ``/`` and ``/dev``, read-only.
+
+It does not see the key, the submissions, the grades, the runner's files, the home folder or the repo,
+and it cannot signal or see the runner. The environment is cleared and rebuilt from ``allowed_env``.
+``RLIMIT_NPROC`` is set inside the sandbox (it binds a user other than root; root is exempt, so the
+runner also counts the sandbox's processes and kills it past the limit).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install "
+                "bubblewrap; Arch: pacman -S bubblewrap), or pass --no-sandbox to grade without it and "
+                "accept the risk")
+WORKDIR = "/tmp/work"
+_KEEP = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "PYTHONHASHSEED", "MPLBACKEND", "TQDM_DISABLE",
+         "NBGRADER_EXECUTION", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYDEVD_DISABLE_FILE_VALIDATION")
+_KEEP_PREFIXES = ("COURSEKIT_", "LC_")
+_SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# Sets the process limit inside the sandbox, then starts ipykernel as ipykernel_launcher does.
+_LAUNCH = ("import resource, sys\n"
+           "n = int(sys.argv.pop(1))\n"
+           "try:\n    resource.setrlimit(resource.RLIMIT_NPROC, (n, n))\nexcept (ValueError, OSError):\n    pass\n"
+           "sys.path[:] = [p for p in sys.path if p]\n"
+           "from ipykernel import kernelapp\nkernelapp.launch_new_instance()\n")
+
+
+def bwrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+@functools.lru_cache(maxsize=1)
+def problem() -> str | None:
+    """``None`` when a sandbox can be made here, else one line saying why not and what to do."""
+    if not sys.platform.startswith("linux"):
+        return f"the sandbox needs Linux (bubblewrap); this is {sys.platform}: pass --no-sandbox to accept the risk"
+    exe = bwrap()
+    if exe is None:
+        return f"bwrap (bubblewrap) not found: {INSTALL_HINT}"
+    probe = [exe, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+             *_system_args(), "--proc", "/proc", "--dev", "/dev", "--", "true"]
+    try:
+        done = subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"bwrap cannot run ({err}): {INSTALL_HINT}"
+    if done.returncode != 0:
+        why = done.stderr.decode(errors="replace").strip().splitlines()
+        return (f"bwrap cannot create a sandbox here ({why[-1] if why else f'exit code {done.returncode}'}; "
+                f"user namespaces disabled?): enable them, {INSTALL_HINT}")
+    return None
+
+
+def _system_args() -> list[str]:
+    args = []
+    for path in _SYSTEM:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    return args
+
+
+def allowed_env(env: dict[str, str]) -> dict[str, str]:
+    """The variables a sandboxed kernel gets: a fixed list (no paths of the grader, no secrets)."""
+    kept = {k: v for k, v in env.items() if k in _KEEP or k.startswith(_KEEP_PREFIXES)}
+    kept.update(HOME=WORKDIR, TMPDIR="/tmp", MPLCONFIGDIR="/tmp/matplotlib", PYTHONNOUSERSITE="1",
+                PYTHONDONTWRITEBYTECODE="1")
+    kept["PATH"] = os.pathsep.join([str(Path(sys.prefix) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
+    return kept
+
+
+def readonly_paths() -> list[str]:
+    """The Python environment, its interpreter and the package: what the kernel must read, nothing more."""
+    package = Path(__file__).resolve().parents[1]  # .../coursekit
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+             str(package)]
+    keep: list[str] = []
+    for p in sorted({os.path.realpath(p) for p in paths if p}, key=len):
+        if any(p == k or p.startswith(k.rstrip("/") + "/") for k in keep) or p.startswith(_SYSTEM):
+            continue
+        if os.path.isdir(p):
+            keep.append(p)
+    return keep
+
+
+def kernel_argv(sockets: str, env: dict[str, str], *, disk_mb: int = 512, nproc: int = 1024) -> list[str]:
+    """The kernelspec argv of a sandboxed ipykernel talking on ipc sockets in ``sockets``."""
+    exe = bwrap() or "bwrap"
+    size = str(max(1, disk_mb) * 2**20)
+    args = [exe, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--clearenv", *_system_args(), "--proc", "/proc", "--dev", "/dev",
+            "--size", size, "--tmpfs", "/dev/shm",
+            "--size", size, "--tmpfs", "/tmp",  # before any bind under /tmp, or the binds vanish
+            "--dir", WORKDIR, "--dir", "/tmp/matplotlib"]
+    for path in readonly_paths():
+        args += ["--ro-bind", path, path]
+    args += ["--bind", sockets, sockets, "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", WORKDIR]
+    for key, value in sorted(allowed_env(env).items()):
+        args += ["--setenv", key, value]
+    return [*args, "--", sys.executable, "-c", _LAUNCH, str(nproc), "-f", "{connection_file}"]

@@ -1,0 +1,122 @@
+"""Running the assembled notebook: the runner subprocess (``coursekit.grading.runner``), and the outer
+walls that hold whatever happens inside it (the notebook's time limit, a runner that stops reporting)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from coursekit.grading import protocol
+from coursekit.grading.assembly import Planned
+from coursekit.grading.notebook import notebook_text, write_atomic
+from coursekit.grading.protocol import kill_group
+from coursekit.grading.settings import Settings
+
+RUNNER = [sys.executable, "-m", "coursekit.grading.runner"]
+STALL_MARGIN = protocol.STALL_MARGIN
+
+
+_live: set[subprocess.Popen] = set()
+_live_lock = threading.Lock()
+
+
+def _read_events(path: Path) -> list[dict]:
+    events = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                pass  # a line cut short by a kill
+    return events
+
+
+def stall_limit(settings: Settings) -> float:
+    """Seconds the runner may write no event (``protocol.stall_limit`` with this module's ``STALL_MARGIN``)."""
+    return protocol.stall_limit(settings.cell_timeout, STALL_MARGIN)
+
+
+def _supervise(proc: subprocess.Popen, events: Path, settings: Settings) -> str | None:
+    """Wait for the runner (sleeping, never spinning); why it had to be stopped, or None if it finished.
+
+    Two walls that do not depend on anything inside the runner: the notebook's time limit, and a runner
+    that has logged nothing for ``stall_limit`` seconds (its own per-cell limits have failed).
+    """
+    began = time.monotonic()
+    stall = stall_limit(settings)
+    while True:
+        try:
+            proc.wait(timeout=0.25)
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if now - began > settings.timeout:
+            return f"notebook time limit ({settings.timeout:g} s) reached"
+        try:
+            quiet = time.time() - events.stat().st_mtime
+        except OSError:
+            quiet = now - began
+        if min(quiet, now - began) > stall:
+            return f"the grading process stopped making progress for {stall:g} s and was killed"
+
+
+def run_notebook(plan: list[Planned], settings: Settings, env: dict[str, str]) -> tuple[dict[int, dict], str | None]:
+    """Run the planned cells in a subprocess; return each cell's outcome by index, and why the run stopped early."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(p.source) for p in plan])
+    with tempfile.TemporaryDirectory(prefix="coursekit-grade-", ignore_cleanup_errors=True) as tmp:
+        tmp = Path(tmp)
+        (tmp / "work").mkdir()
+        write_atomic(tmp / "graded.ipynb", notebook_text(nb))
+        events_path = tmp / "events.jsonl"
+        command = [*RUNNER, str(tmp / "graded.ipynb"), str(events_path),
+                   "--workdir", str(tmp / "work"), "--cell-timeout", str(settings.cell_timeout),
+                   "--memory-mb", str(settings.memory_mb), "--max-restarts", str(settings.max_restarts),
+                   "--disk-mb", str(settings.disk_mb), "--max-processes", str(settings.max_processes),
+                   "--max-files", str(settings.max_files)] + (["--sandbox"] if settings.sandbox else [])
+        stopped = None
+        with open(tmp / "runner.log", "wb") as log:
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    env=env, cwd=tmp, start_new_session=True)
+            with _live_lock:
+                _live.add(proc)
+            try:
+                stopped = _supervise(proc, events_path, settings)
+            finally:
+                kill_group(proc.pid)
+                proc.wait()
+                with _live_lock:
+                    _live.discard(proc)
+                for event in _read_events(events_path):
+                    if event.get("event") == "kernel" and event.get("pid"):
+                        kill_group(event["pid"])  # the kernel and anything it started
+        events = _read_events(events_path)
+        if stopped is None:
+            ends = [e for e in events if e.get("event") in ("done", "abort", "crash")]
+            if not ends:
+                stopped = f"the grading process was killed (exit code {proc.returncode})"
+            elif ends[-1]["event"] == "abort":
+                stopped = ends[-1]["reason"]
+            elif ends[-1]["event"] == "crash":
+                stopped = "grader error: " + ends[-1].get("error", "?")
+        outcomes: dict[int, dict] = {}
+        for event in events:
+            if event.get("event") == "start":
+                outcomes[event["cell"]] = {"status": "unfinished"}
+            elif event.get("event") == "end":
+                outcomes[event["cell"]] = event
+        return outcomes, stopped
+
+
+def stop_all() -> None:
+    """Kill every grading subprocess still running (after Ctrl-C)."""
+    with _live_lock:
+        for proc in list(_live):
+            kill_group(proc.pid)
