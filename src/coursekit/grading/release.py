@@ -4,11 +4,20 @@ For each ``solutions/NAME.ipynb`` the released ``exercises/NAME.ipynb`` has
 
 * the code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` replaced by a stub, at the same
   indentation: ``# YOUR CODE HERE`` and ``raise NotImplementedError()``;
-* the lines between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` removed;
+* the lines from ``### BEGIN HIDDEN TESTS`` to ``### END HIDDEN TESTS`` removed, and nothing put in
+  their place;
 * no outputs and no execution counts;
-* nbgrader's ``checksum`` and ``cell_type`` added to every graded, solution and locked cell (as nbgrader's
-  own release does), and ``metadata["coursekit"]["exercise"] = NAME`` so a renamed submission is
-  still recognised.
+* nbgrader's ``checksum`` and ``cell_type`` added to every graded, solution and locked cell, and the
+  cell flags that JupyterLab and Notebook honour: ``deletable: false`` on solution cells,
+  ``deletable: false`` and ``editable: false`` on test and other locked cells;
+* ``metadata["coursekit"]["exercise"] = NAME``, so a renamed submission is still recognised.
+
+Each cell is what nbgrader 0.9's ``generate_assignment`` makes of it (its ``LockCells``,
+``ClearSolutions``, ``ClearOutput``, ``ClearHiddenTests`` and ``ComputeChecksums`` with their default
+settings), text, flags and checksum alike, so the exercises can be handed out and autograded by an
+nbgrader course too; ``tests/test_nbgrader.py`` runs nbgrader itself to compare. (So a hidden block
+must not be the whole body of an indented statement: nbgrader would leave it empty, and release refuses
+such a cell.)
 
 Release is deterministic: the same solutions give byte-identical exercises, which is what the drift test
 (``tests/test_release.py``) and ``coursekit release --check`` compare.
@@ -23,39 +32,55 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coursekit.grading.notebook import (BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION,
-                                        compute_checksum, is_grade, is_locked, is_solution, is_test,
-                                        marker_blocks, nbgrader, notebook_text, read_key,
-                                        validate_notebook, write_atomic)
+                                        compute_checksum, grade_id, is_grade, is_locked, is_solution, is_test,
+                                        nbgrader, notebook_text, read_key, validate_notebook, write_atomic)
 
 CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 MARKDOWN_STUB = "YOUR ANSWER HERE"
-HIDDEN_NOTE = "# hidden tests run when your notebook is graded"
 
 
 def _indent(line: str) -> str:
     return line[: len(line) - len(line.lstrip())]
 
 
+def _replace_blocks(source: str, begin: str, end: str, stub: tuple[str, ...]) -> str:
+    """Each ``begin ... end`` block (markers included) replaced by ``stub`` at the marker's indentation.
+
+    Lines are split on ``"\n"`` only and joined back the same way, as nbgrader does, so every other
+    character of the cell (a trailing newline, blank lines) stays as it was.
+    """
+    lines, block = [], None
+    for line in source.split("\n"):
+        if block is None and line.strip() == begin:
+            block = _indent(line)
+        elif block is not None and line.strip() == end:
+            lines += [block + s for s in stub]
+            block = None
+        elif block is None:
+            lines.append(line)
+    if block is not None:
+        raise ValueError(f"'{begin}' is never closed by '{end}'")
+    return "\n".join(lines)
+
+
 def clear_solutions(source: str) -> str:
     """Replace each ``BEGIN SOLUTION ... END SOLUTION`` block by the stub, at the marker's indentation."""
-    lines = source.splitlines()
-    for begin, end in reversed(marker_blocks(source, BEGIN_SOLUTION, END_SOLUTION)):
-        lines[begin:end + 1] = [_indent(lines[begin]) + stub for stub in CODE_STUB]
-    return "\n".join(lines)
+    return _replace_blocks(source, BEGIN_SOLUTION, END_SOLUTION, CODE_STUB)
 
 
 def strip_hidden_tests(source: str) -> str:
-    """Remove each ``BEGIN HIDDEN TESTS ... END HIDDEN TESTS`` block, leaving a one-line note.
+    """Remove each ``BEGIN HIDDEN TESTS ... END HIDDEN TESTS`` block, markers included, as nbgrader does."""
+    return _replace_blocks(source, BEGIN_HIDDEN, END_HIDDEN, ())
 
-    Inside an indented block the note is a ``pass`` statement, so the visible cell still compiles.
-    """
-    lines = source.splitlines()
-    for begin, end in reversed(marker_blocks(source, BEGIN_HIDDEN, END_HIDDEN)):
-        indent = _indent(lines[begin])
-        lines[begin:end + 1] = [indent + ("pass  " if indent else "") + HIDDEN_NOTE]
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return "\n".join(lines)
+
+def lock_flags(cell) -> dict[str, bool]:
+    """The Jupyter cell flags nbgrader's ``LockCells`` sets: solution cells cannot be deleted, test cells
+    and other locked cells can be neither deleted nor edited; other cells get none."""
+    if is_solution(cell):
+        return {"deletable": False}
+    if is_grade(cell) or is_locked(cell):
+        return {"deletable": False, "editable": False}
+    return {}
 
 
 def release_cell(cell):
@@ -73,11 +98,20 @@ def release_cell(cell):
     elif is_test(cell):
         cell.source = strip_hidden_tests(cell.source)
     cell.metadata.pop("execution", None)
+    cell.metadata.update(lock_flags(cell))
     meta = nbgrader(cell)
     if is_grade(cell) or is_solution(cell) or is_locked(cell):
         meta["cell_type"] = cell.cell_type
         meta["checksum"] = compute_checksum(cell)
     return cell
+
+
+def _compiles(source: str) -> bool:
+    try:
+        compile(source, "<cell>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def release_notebook(nb, name: str):
@@ -87,6 +121,10 @@ def release_notebook(nb, name: str):
         raise ValueError(f"{name}: " + "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else ""))
     out = copy.deepcopy(nb)
     out.cells = [release_cell(c) for c in nb.cells]
+    for key, cell in zip(nb.cells, out.cells):
+        if is_test(key) and _compiles(key.source) and not _compiles(cell.source):
+            raise ValueError(f"{name}: cell {grade_id(key)}: without its hidden tests the cell does not compile "
+                             "(a hidden block is the whole body of a statement?): add a visible line to it")
     for index, cell in enumerate(out.cells):
         if "id" not in cell and out.get("nbformat_minor", 0) >= 5:
             cell["id"] = re.sub(r"[^a-zA-Z0-9_-]", "-", nbgrader(cell).get("grade_id") or f"cell-{index}")
