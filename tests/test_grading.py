@@ -179,6 +179,16 @@ def test_watchdog_kills_a_process_group_that_overruns(tmp_path):
             proc.kill()
 
 
+def test_the_runner_starts_without_slow_imports():
+    """Every notebook starts a runner: importing it must not build rfc3987_syntax's grammar (0.7 CPU-s a
+    notebook, for a URI format the runner never checks) nor load torch; it still reads notebooks."""
+    code = ("import sys, coursekit.grading.runner, nbformat\n"
+            "nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1')]))\n"
+            "print(sys.modules.get('rfc3987_syntax') is None, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False"]
+
+
 @pytest.mark.parametrize("runner, margin, timeout, status", [
     ("import time\ntime.sleep(1000)", 1.0, 60.0, "stopped making progress"),  # a runner that hangs
     ("while True:\n    pass", 1.0, 60.0, "stopped making progress"),           # one that spins

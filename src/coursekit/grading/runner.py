@@ -49,14 +49,16 @@ import threading
 import time
 from pathlib import Path
 
-import nbformat
-from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
+# First: nbclient imports nbformat too, and coursekit.grading.notebook imports it without a costly grammar.
+from coursekit.grading.notebook import nbformat  # isort: skip
 
-from coursekit.grading import sandbox
-from coursekit.grading.protocol import KERNEL_START, PARTIAL_CREDIT_MIME, grace, hard_limit, kill_tree
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager  # noqa: E402
+from jupyter_client.manager import AsyncKernelManager  # noqa: E402
+from nbclient import NotebookClient  # noqa: E402
+from nbclient.exceptions import CellTimeoutError, DeadKernelError  # noqa: E402
+
+from coursekit.grading import sandbox  # noqa: E402
+from coursekit.grading.protocol import KERNEL_START, PARTIAL_CREDIT_MIME, grace, hard_limit, kill_tree  # noqa: E402
 
 STREAM_LIMIT = 64 * 1024
 KEEP_TEXT = 4000
