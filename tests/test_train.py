@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from coursekit.checkpoint import CHECKPOINTS_ENV, load_checkpoint, load_trained, save_checkpoint
 from coursekit.device import seed_everything
 from coursekit.engine import History, fit, to_device
+from coursekit.engine.fit import to_channels_last
 from coursekit.errors import CheckpointError
 from coursekit.models.autoencoders import dense_ae
 
@@ -180,3 +181,37 @@ def test_fit_with_mixed_precision_on_cuda_follows_the_cpu_run():
     # bfloat16 keeps 8 bits of mantissa (about 0.4 % per product): loose tolerances
     torch.testing.assert_close(cuda_model.weight.detach().cpu(), cpu_model.weight.detach(), rtol=0, atol=2e-2)
     torch.testing.assert_close(torch.tensor(runs["cuda"][:5]), torch.tensor(runs["cpu"][:5]), rtol=5e-2, atol=1e-3)
+
+
+def test_channels_last_trains_the_same_model_in_another_layout():
+    """fit's channels_last (the default with bf16 on CUDA) changes how tensors are stored, not what is learned."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(32, 3, 8, 8, generator=g), torch.rand(32, 2, 8, 8, generator=g)
+
+    def run(channels_last):
+        seed_everything(0)
+        model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, padding=1))
+        seen = []
+
+        def loss_fn(m, batch):
+            seen.append(batch[0].is_contiguous(memory_format=torch.channels_last))
+            return nn.functional.mse_loss(m(batch[0]), batch[1])
+
+        history = fit(model, DataLoader(TensorDataset(x, y), batch_size=8), loss_fn, epochs=3, lr=1e-2,
+                      device="cpu", channels_last=channels_last, progress=False)
+        return model, history["train_loss"], seen
+
+    model_nhwc, losses_nhwc, seen_nhwc = run(True)
+    model_nchw, losses_nchw, seen_nchw = run(False)
+    assert all(seen_nhwc) and not any(seen_nchw)
+    assert model_nhwc[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert losses_nhwc == pytest.approx(losses_nchw, rel=1e-5)
+    torch.testing.assert_close(model_nhwc[0].weight, model_nchw[0].weight, rtol=1e-4, atol=1e-6)
+
+
+def test_to_channels_last_reorders_images_only():
+    batch = {"images": torch.rand(2, 3, 4, 5), "masks": torch.zeros(2, 4, 5, dtype=torch.long), "names": ["a"]}
+    moved = to_channels_last(batch)
+    assert moved["images"].is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(moved["images"], batch["images"]) and moved["masks"] is batch["masks"]
+    assert moved["names"] == ["a"]
