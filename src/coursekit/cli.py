@@ -53,13 +53,13 @@ def _train(args: argparse.Namespace) -> int:
                      **options)
 
     from coursekit import distributed
-    from coursekit.device import get_device, seed_everything
+    from coursekit.device import get_device
 
     try:
         device = get_device(args.device)  # the one place the device is picked; a missing one fails here
         # Under torchrun with WORLD_SIZE > 1: join the process group (nccl on cuda:LOCAL_RANK, gloo on the CPU).
         device = distributed.init(device)
-        return _train_on(args, recipe, options, device, seed_everything)
+        return _train_on(args, recipe, options, device)
     except UsageError:
         if distributed.is_main():
             raise
@@ -68,10 +68,11 @@ def _train(args: argparse.Namespace) -> int:
         distributed.shutdown()
 
 
-def _train_on(args: argparse.Namespace, recipe, options: dict, device, seed_everything) -> int:
+def _train_on(args: argparse.Namespace, recipe, options: dict, device) -> int:
     """Train and report; in a data-parallel run only rank 0 prints and writes files."""
     from coursekit import distributed
     from coursekit.checkpoint import save_checkpoint
+    from coursekit.device import seed_everything
     from coursekit.recipes import train_recipe
 
     seed_everything(args.seed)  # the same seed on every rank: the same initial model

@@ -50,7 +50,7 @@ class Batches:
         """Bytes held by the tensors."""
         return sum(t.numel() * t.element_size() for t in self.tensors)
 
-    def shard(self, rank: int, world_size: int, augment_seed: int | None = None) -> Batches:
+    def shard(self, rank: int, world_size: int, *, augment_seed: int) -> Batches:
         """This process's part of every batch when ``world_size`` processes train together (data parallel).
 
         Every epoch's order is drawn from ``seed`` as before, the same on every rank; each global batch
@@ -59,16 +59,15 @@ class Batches:
         process would. Each part has ``ceil(batch_size / world_size)`` elements (``batch_size //
         world_size`` when it divides); where a batch does not divide evenly (the last one, say), its
         first elements are repeated to fill the parts, as ``DistributedSampler`` pads. Every rank makes
-        ``len(self)`` steps. Flips and transposes are drawn from ``augment_seed`` (by default one derived
-        from ``seed`` and the rank), so each rank augments its part differently. The shard shares the
+        ``len(self)`` steps. Flips and transposes are drawn from ``augment_seed`` (``fit`` passes one derived
+        from ``seed`` and the rank: ``coursekit.distributed.rank_seed``), so each rank augments its part
+        differently. The shard shares the
         tensors and the order's generator with ``self``.
         """
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
         view = copy.copy(self)
         view.rank, view.world_size = rank, world_size
-        if augment_seed is None:
-            augment_seed = (self.seed + 104_729 * (rank + 1)) % 2**63
         view.augment_generator = torch.Generator().manual_seed(augment_seed)
         return view
 

@@ -38,26 +38,26 @@ LossFn = Callable[[nn.Module, Any], torch.Tensor]
 MetricsFn = Callable[[nn.Module, Iterable], Mapping[str, float]]
 
 
+def _map_tensors(obj, fn: Callable[[torch.Tensor], torch.Tensor]):
+    """``fn`` applied to every tensor inside nested tuples, lists and dicts (other objects pass through)."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, Mapping):
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map_tensors(v, fn) for v in obj)
+    return obj
+
+
 def to_device(obj, device: torch.device):
     """Move tensors inside nested tuples, lists and dicts to ``device`` (other objects pass through)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device, non_blocking=True)
-    if isinstance(obj, Mapping):
-        return {k: to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_device(v, device) for v in obj)
-    return obj
+    return _map_tensors(obj, lambda t: t.to(device, non_blocking=True))
 
 
 def to_channels_last(obj):
     """4-D floating-point tensors inside nested containers stored channels-last (NHWC); others unchanged."""
-    if isinstance(obj, torch.Tensor):
-        return obj.contiguous(memory_format=torch.channels_last) if obj.dim() == 4 and obj.is_floating_point() else obj
-    if isinstance(obj, Mapping):
-        return {k: to_channels_last(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_channels_last(v) for v in obj)
-    return obj
+    return _map_tensors(obj, lambda t: t.contiguous(memory_format=torch.channels_last)
+                        if t.dim() == 4 and t.is_floating_point() else t)
 
 
 @dataclass
