@@ -26,12 +26,13 @@ def one_line(err):
 def test_help_lists_the_subcommands():
     out = run_cli("--help")
     assert out.returncode == 0
-    for command in ("info", "train", "release", "grade"):
+    for command in ("info", "train", "bench", "release", "grade"):
         assert command in out.stdout
 
 
 @pytest.mark.parametrize("args", [["frobnicate"], ["train"], ["train", "no-such-model"],
-                                  ["train", "--epochs", "many"], ["release", "--frobnicate"]])
+                                  ["train", "--epochs", "many"], ["release", "--frobnicate"],
+                                  ["bench", "no-such-comparison"], ["bench", "segmentation", "--jobs", "0"]])
 def test_bad_arguments_give_one_line_and_exit_2(capsys, args):
     # in-process: a subprocess per case would import torch each time
     with pytest.raises(SystemExit) as exit_:
@@ -77,7 +78,7 @@ print(code, 'torch' in sys.modules)
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["grade", "--help"],
+@pytest.mark.parametrize("args", [["--help"], ["grade", "--help"], ["bench", "--help"],
                                   ["release", "--check", "--solutions", "solutions", "--out", "exercises"]])
 def test_commands_that_do_not_compute_leave_torch_unimported(args):
     out = subprocess.run([sys.executable, "-c", _IMPORTS_TORCH, *args], capture_output=True, text=True,

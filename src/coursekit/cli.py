@@ -1,10 +1,10 @@
-"""The ``coursekit`` command (also ``python -m coursekit``): ``info``, ``train``, ``release`` and ``grade``.
+"""The ``coursekit`` command (also ``python -m coursekit``): ``info``, ``train``, ``bench``, ``release`` and ``grade``.
 
 Failures are reported on one line (``coursekit: error: ...``): a usage error (a bad option, an option
 the recipe does not take, a missing folder; ``coursekit.errors.UsageError``) exits with 2, any other
 failure (a CUDA out-of-memory, a broken checkpoint, a bug) with 1. ``--debug`` shows the traceback.
 Building the parser imports no torch: ``--help``, ``grade`` and ``release`` answer at once, and only
-the commands that compute (``train``, ``info``) load it.
+the commands that compute (``train``, ``info``; ``bench`` in its child processes) load it.
 """
 
 from __future__ import annotations
@@ -91,6 +91,23 @@ def _train_on(args: argparse.Namespace, recipe, options: dict, device) -> int:
     else:
         for key, value in result.metrics.items():
             print(f"{key:20s} {value:.6g}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from coursekit.bench import get_comparison, run_comparison, write_record
+
+    for name in args.names:  # refuse an unknown name before any run starts
+        get_comparison(name)
+    for name in args.names:
+        record = run_comparison(name, args.seeds, quick=args.quick, device=args.device, jobs=args.jobs,
+                                progress=not args.no_progress)
+        path = write_record(record, args.out)
+        print(f"wrote {path}", file=sys.stderr)
+        for arm in record["arms"]:
+            s = arm["summary"][record["metric"]]
+            print(f"{name:14s} {arm['label']:16s} {record['metric']} {s['mean']:.4f} ± {s['std']:.4f} "
+                  f"(n={s['n']}, min {s['min']:.4f}, max {s['max']:.4f})")
     return 0
 
 
@@ -232,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=f"Train a model and report its test metrics.\n\nmodels:\n{names}",
         epilog="Each model takes the options its recipe lists (--epochs, --lr, --batch-size; --code-size for "
-               "autoencoders); another is refused. Progress goes to standard error; with --json the last "
+               "autoencoders; --loss, --labels where listed above); another is refused. Progress goes to standard error; with --json the last "
                "line of standard output is one JSON object of final metrics. --out also writes a JSON sidecar "
                "with the exact command, seed, library versions and metrics. Exit status: 0 done, 1 the run "
                "failed, 2 a usage error.")
@@ -242,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--code-size", type=_positive(int), help="code (bottleneck) size, autoencoders only")
     p.add_argument("--batch-size", type=_positive(int), help="mini-batch size")
     p.add_argument("--lr", type=_positive(float), help="learning rate")
+    p.add_argument("--loss", choices=["mse", "bce"], help="reconstruction loss, dense-ae only (default mse)")
+    p.add_argument("--labels", type=_positive(int), help="labelled digits the classifier is fine-tuned on, "
+                   "stacked-ae and scratch-classifier only (default: all)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: $COURSEKIT_DEVICE or auto)")
     p.add_argument("--data", help="dataset: digits (default) / mnist / fashion for Part I, with --data-root for "
@@ -251,6 +271,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print final metrics as one JSON line")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_train)
+
+    from coursekit.bench import COMPARISONS, MIN_SEEDS
+
+    comparisons = "\n".join(f"  {c.name:14s} {', '.join(a.label for a in c.arms)}: {c.metric}"
+                             for c in COMPARISONS.values())
+    p = sub.add_parser(
+        "bench", help="train the arms of a comparison over several seeds and record mean ± std",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train every arm of each named comparison once per seed, each run the exact `coursekit "
+                    "train ... --json` command a reader could type, and write OUT/NAME.json: the commands, "
+                    "every seed's metrics and wall time, mean and sample std per metric, versions, device."
+                    f"\n\ncomparisons (arms: deciding metric):\n{comparisons}",
+        epilog=f"Chapters claim an ordering only where the arms' mean ± std intervals do not overlap; a record "
+               f"they rely on has at least {MIN_SEEDS} seeds. Example: coursekit bench segmentation --seeds 0 1 2 "
+               "3 4 --jobs 2. Exit status: 0 done, 1 a run failed, 2 a usage error.")
+    p.add_argument("names", nargs="+", choices=list(COMPARISONS), metavar="NAME", help="comparisons (listed above)")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(range(MIN_SEEDS)), metavar="S",
+                   help=f"seeds, one run of every arm each (default 0 … {MIN_SEEDS - 1})")
+    p.add_argument("--jobs", type=_positive(int), default=1, metavar="N",
+                   help="runs at once, each with cores/N threads (default 1)")
+    p.add_argument("--quick", action="store_true", help="quick runs (seconds; for checking, not for chapters)")
+    p.add_argument("--device", help="passed to every run (default: each run's own choice)")
+    p.add_argument("--out", default=None, metavar="DIR", help="where to write NAME.json (default: results/)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_bench)
 
     p = sub.add_parser(
         "release", help="write the student notebooks (exercises/) from the solutions",

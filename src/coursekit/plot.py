@@ -1,5 +1,5 @@
 """Figures the chapters share: image grids, reconstructions, training curves, mask and box overlays,
-segmentation mosaics and the segmentation results table."""
+segmentation mosaics, the segmentation results table and the spread of recorded runs over seeds."""
 
 from __future__ import annotations
 
@@ -218,6 +218,33 @@ def format_results(results: dict[str, dict[str, float]]) -> Table:
     return Table(results, [Column("params", "params", "{:,d}", "min"), Column("seconds", "train s", "{:.1f}", "min"),
                            Column("pixel_accuracy", "pixel acc"), Column("miou", "mIoU"), Column("dice", "Dice"),
                            *(Column(f"iou_{c}", f"IoU {c}") for c in CLASSES)])
+
+
+def seed_spread(values: dict[str, Sequence[float]], ylabel: str, title: str | None = None,
+                higher_is_better: bool | None = True, width: float = 1.1) -> plt.Figure:
+    """Recorded runs over seeds, one column per arm: every seed's value as a dot, mean ± std as a bar.
+
+    ``values`` maps an arm's label to its per-seed values (``bench.Record.values``). Two arms whose bars
+    overlap are within noise of each other.
+    """
+    fig, ax = plt.subplots(figsize=(0.8 + width * len(values), 3.0))
+    for i, (label, v) in enumerate(values.items()):
+        v = np.asarray(v, dtype=float)
+        jitter = np.linspace(-0.12, 0.12, len(v)) if len(v) > 1 else np.zeros(1)
+        ax.scatter(i + 0.18 + jitter, v, s=14, color="0.55", zorder=2, label="one seed" if i == 0 else None)
+        std = v.std(ddof=1) if len(v) > 1 else 0.0
+        ax.errorbar(i - 0.12, v.mean(), yerr=std, fmt="o", color="C0", capsize=5, lw=2, zorder=3,
+                    label="mean ± std" if i == 0 else None)
+    ax.set_xticks(range(len(values)), list(values))
+    ax.set_xlim(-0.6, len(values) - 0.4)
+    arrow = {True: " (higher is better)", False: " (lower is better)", None: ""}[higher_is_better]
+    ax.set_ylabel(ylabel + arrow)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def mosaic(image: torch.Tensor, masks: list[torch.Tensor], ncols: int | None = None, gap: int = 2) -> np.ndarray:

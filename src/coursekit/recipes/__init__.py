@@ -20,7 +20,8 @@ from typing import Any, Mapping
 from coursekit.errors import UsageError
 
 # The settings the command line can change, as its options spell them.
-OPTIONS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size", "code_size": "--code-size"}
+OPTIONS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size", "code_size": "--code-size",
+           "loss": "--loss", "labels": "--labels"}
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,11 @@ CONTRACTIVE = dict(lam=1e-3)                     # weight λ of ‖J_f(x)‖²_F
 def _regularised(**extra) -> dict[str, dict]:
     return _ae(32, 100, 1e-2, 64, dict(code_size=64, epochs=10, lr=3e-3, batch_size=128), **extra)
 
+def _stacked(pretrain: bool) -> dict[str, dict]:
+    """The stacked AE's settings: in → 2·code → code; ``labels=None`` fine-tunes on every labelled digit."""
+    return {k: {**v, "code_size": v["code_size"] // 2, "labels": None, "pretrain": pretrain}
+            for k, v in _regularised().items()}
+
 # One budget for the five segmentation models, so their metrics compare; ``arch``: the builder's arguments.
 _SEGMENTATION = {"shapes": dict(epochs=8, lr=5e-3, batch_size=32, n_train=2000, n_val=200, n_test=500, size=64,
                                 arch={})}
@@ -147,10 +153,10 @@ RECIPES: dict[str, Recipe] = _recipes(
            "linear_ae", "autoencoders:train_linear_ae",
            _ae(16, 1000, 1e-2, None, dict(code_size=32, epochs=20, lr=3e-3, batch_size=256), lbfgs_iter=1000),
            _ae_quick(50, 5, lbfgs_iter=300), _AE_OPTIONS),
-    Recipe("dense-ae", "the lecture's plain autoencoder: sigmoid code, sigmoid output",
+    Recipe("dense-ae", "the lecture's plain autoencoder: sigmoid code, sigmoid output (--loss mse or bce)",
            "dense_ae", "autoencoders:train_dense_ae",
-           _ae(16, 300, 1e-2, 64, dict(code_size=32, epochs=20, lr=3e-3, batch_size=128)),
-           _ae_quick(60, 5), _AE_OPTIONS),
+           _ae(16, 300, 1e-2, 64, dict(code_size=32, epochs=20, lr=3e-3, batch_size=128), loss="mse"),
+           _ae_quick(60, 5), (*_AE_OPTIONS, "loss")),
     Recipe("conv-ae", "convolutional autoencoder: normalised input, ReLU, sigmoid on the last convolution",
            "conv_ae", "autoencoders:train_conv_ae",
            _ae(16, 100, 1e-2, 64, dict(code_size=196, epochs=10, lr=3e-3, batch_size=128)),
@@ -163,10 +169,12 @@ RECIPES: dict[str, Recipe] = _recipes(
     Recipe("contractive-ae", f"contractive autoencoder: λ ‖J_f(x)‖²_F, λ = {CONTRACTIVE['lam']} (closed form for "
            "its sigmoid encoder)", "dense_ae", "regularized:train_contractive_ae", _regularised(**CONTRACTIVE),
            _ae_quick(2, 2), _AE_OPTIONS),
-    Recipe("stacked-ae", "stacked autoencoder in → 2·code → code, greedy layer-wise, then a fine-tuned classifier",
-           "stacked_classifier", "regularized:train_stacked_ae",
-           {k: {**v, "code_size": v["code_size"] // 2} for k, v in _regularised().items()},
-           _ae_quick(2, 2), _AE_OPTIONS),
+    Recipe("stacked-ae", "stacked autoencoder in → 2·code → code, greedy layer-wise, then a fine-tuned classifier "
+           "(--labels N: fine-tune on N labelled digits)", "stacked_classifier", "regularized:train_stacked_ae",
+           _stacked(pretrain=True), _ae_quick(2, 2), (*_AE_OPTIONS, "labels")),
+    Recipe("scratch-classifier", "the stacked AE's classifier trained from random weights, no pretraining: "
+           "the baseline of stacked-ae", "stacked_classifier", "regularized:train_stacked_ae",
+           _stacked(pretrain=False), _ae_quick(2, 2), (*_AE_OPTIONS, "labels")),
     Recipe("fcn32s", "FCN-32s on shapes: 1×1 class scores at stride 32, one learned ×32 upsampling",
            "fcn32s", "segmentation:train_segmenter", _SEGMENTATION, _SEGMENTATION_QUICK),
     Recipe("fcn16s", "FCN-16s on shapes: FCN-32s plus the pool4 skip (stride 16)",

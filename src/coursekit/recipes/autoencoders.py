@@ -2,7 +2,7 @@
 
 Each trains on the bundled 8×8 digits (or MNIST / Fashion-MNIST with ``--data mnist|fashion
 --data-root DIR``) and reports ``test_mse``, the squared error per pixel on the test split, pixels in
-[0, 1]. ``linear-ae`` also fits PCA with as many components as the code has units and reports its
+[0, 1], and ``psnr_masked``, how well it restores masked test images. ``linear-ae`` also fits PCA with as many components as the code has units and reports its
 ``pca_test_mse``: the linear AE should match it, and not beat it by more than the luck of the split.
 The settings come resolved in the ``TrainConfig`` (see ``coursekit.recipes.RECIPES``).
 """
@@ -17,11 +17,12 @@ import torch
 from coursekit.data import Split, load_digits_split, load_mnist
 from coursekit.engine import refine_lbfgs, train_autoencoder
 from coursekit.errors import UsageError
-from coursekit.metrics.reconstruction import evaluate_mse, mse
+from coursekit.metrics.reconstruction import evaluate_mse, mse, psnr
 from coursekit.models import count_parameters
 from coursekit.models.autoencoders import conv_ae, dense_ae, linear_ae
 from coursekit.models.pca import PCA, principal_angles
-from coursekit.recipes import TrainConfig, TrainResult
+from coursekit.ops.corruption import corrupt
+from coursekit.recipes import DENOISING, TrainConfig, TrainResult
 
 
 def load_split(config: TrainConfig, flat: bool) -> Split:
@@ -33,20 +34,30 @@ def load_split(config: TrainConfig, flat: bool) -> Split:
     return load_mnist(config.data_root, config.data, flat=flat, seed=config.seed, limit=config["limit"])
 
 
-def reconstruction_metrics(model: torch.nn.Module, split: Split) -> dict[str, float]:
-    """``test_mse`` and ``train_mse`` (squared error per pixel) and the number of parameters."""
+def reconstruction_metrics(model: torch.nn.Module, split: Split, seed: int) -> dict[str, float]:
+    """``test_mse`` and ``train_mse`` (squared error per pixel), the number of parameters, and
+    ``psnr_masked``: PSNR of the clean test images against their reconstructions from a masked copy
+    (the denoising recipe's corruption, ``DENOISING``, drawn with seed ``seed + 1``), which every
+    autoencoder recipe reports so that their robustness compares."""
+    kind, level = DENOISING["noise"], DENOISING["level"]
+    noisy = corrupt(split.x_test, kind, level, torch.Generator().manual_seed(seed + 1))
+    model.eval()
+    with torch.no_grad():
+        restored = model(noisy.to(next(model.parameters()).device)).cpu()
     return {"test_mse": evaluate_mse(model, split.x_test), "train_mse": evaluate_mse(model, split.x_train),
-            "parameters": float(count_parameters(model))}
+            "psnr_masked": psnr(restored, split.x_test), "parameters": float(count_parameters(model))}
 
 
 def train_with(model: torch.nn.Module, split: Split, config: TrainConfig, **regulariser: Any):
-    """``train_autoencoder`` with the recipe's settings: Adam, cosine schedule, the resolved device.
+    """``train_autoencoder`` with the recipe's settings: Adam, cosine schedule, the resolved device,
+    the recipe's reconstruction ``loss`` (squared error unless it says ``bce``).
 
     A ``batch_size`` of None means full batch.
     """
     return train_autoencoder(model, split, epochs=config["epochs"], lr=config["lr"],
                              batch_size=config["batch_size"] or len(split.x_train), schedule="cosine",
-                             device=config.device, progress=config.progress, seed=config.seed, **regulariser)
+                             loss=config.settings.get("loss", "mse"), device=config.device,
+                             progress=config.progress, seed=config.seed, **regulariser)
 
 
 def train_linear_ae(config: TrainConfig) -> TrainResult:
@@ -56,7 +67,7 @@ def train_linear_ae(config: TrainConfig) -> TrainResult:
     refine_lbfgs(model, split.x_train, max_iter=config["lbfgs_iter"])
     pca = PCA.fit(split.x_train, config["code_size"])
     angles = principal_angles(model.decoder[0].weight.detach().cpu(), pca.components.T)
-    metrics = {**reconstruction_metrics(model, split),
+    metrics = {**reconstruction_metrics(model, split, config.seed),
                "pca_test_mse": mse(pca.reconstruct(split.x_test), split.x_test),
                "max_principal_angle_deg": math.degrees(float(angles.max()))}
     return TrainResult(model, {"in_features": model.in_features, "code_size": config["code_size"]}, metrics, history)
@@ -67,7 +78,7 @@ def train_dense_ae(config: TrainConfig) -> TrainResult:
     model = dense_ae(split.x_train.shape[1], config["code_size"])
     history = train_with(model, split, config)
     return TrainResult(model, {"in_features": model.in_features, "code_size": config["code_size"]},
-                       reconstruction_metrics(model, split), history)
+                       reconstruction_metrics(model, split, config.seed), history)
 
 
 def train_conv_ae(config: TrainConfig) -> TrainResult:
@@ -81,4 +92,4 @@ def train_conv_ae(config: TrainConfig) -> TrainResult:
             "upsample": "transposed", "mean": float(split.x_train.mean()), "std": float(split.x_train.std())}
     model = conv_ae(**arch)
     history = train_with(model, split, config)
-    return TrainResult(model, arch, reconstruction_metrics(model, split), history)
+    return TrainResult(model, arch, reconstruction_metrics(model, split, config.seed), history)

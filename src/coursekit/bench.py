@@ -1,0 +1,294 @@
+"""Recorded multi-seed comparisons behind ``coursekit bench``: the evidence a chapter's claims rest on.
+
+A ``Comparison`` names the question a chapter asks ("does FCN-16s beat FCN-32s?"), the arms it
+compares (each a recipe of ``coursekit train`` with its options) and the metric that answers it.
+``coursekit bench NAME --seeds 0 1 2 3 4`` trains every arm once per seed, each run the exact
+``coursekit train ... --json`` command a reader could type, and writes ``results/NAME.json``: the
+commands, every seed's metrics and wall time, the mean and the sample standard deviation
+
+    mean = (1/n) Σ_s m_s,    std = sqrt( Σ_s (m_s − mean)² / (n − 1) ),
+
+the library versions, the device and the threads each run had. Chapters read a record with
+``load_record(NAME)`` and show ``record.table()`` and ``plot.seed_spread(record.values(metric))``.
+
+An ordering is claimed only where the arms' intervals mean ± std do not overlap
+(``record.separated(a, b)``); otherwise the chapter says "within noise" (``record.verdict(a, b)``).
+This module imports no torch: the runs are separate processes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from coursekit.errors import UsageError
+from coursekit.recipes import OPTIONS, get_recipe
+
+# The records that ship with the course (``results/`` at the repository's root) unless $COURSEKIT_RESULTS
+# names another folder.
+RESULTS_ENV = "COURSEKIT_RESULTS"
+MIN_SEEDS = 5  # a record a chapter relies on holds at least this many seeds per arm
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One side of a comparison: a ``label`` for tables, the ``recipe`` and the ``options`` it runs with."""
+
+    label: str
+    recipe: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def command(self, seed: int, quick: bool = False, device: str | None = None) -> list[str]:
+        """The ``coursekit train`` command line of this arm for one seed (without the program name)."""
+        words = ["train", self.recipe, "--seed", str(seed)]
+        for key, value in self.options.items():
+            words += [OPTIONS[key], str(value)]
+        words += ["--quick"] * quick + ["--device", device] * bool(device)
+        return words + ["--json", "--no-progress"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A question a chapter answers with recorded runs: its arms and the ``metric`` that decides."""
+
+    name: str
+    question: str
+    chapters: tuple[str, ...]
+    metric: str
+    higher_is_better: bool
+    arms: tuple[Arm, ...]
+    metrics: tuple[str, ...] = ()  # further metrics the chapter's table shows
+
+    def arm(self, label: str) -> Arm:
+        for arm in self.arms:
+            if arm.label == label:
+                return arm
+        raise KeyError(f"{self.name} has no arm {label!r} (it has {', '.join(a.label for a in self.arms)})")
+
+
+_PLAIN_32 = {"code_size": 32, "epochs": 100}  # the plain AE at the regularised recipes' size and budget
+_SEGMENTERS = tuple(Arm(label, name) for label, name in
+                    [("FCN-32s", "fcn32s"), ("FCN-16s", "fcn16s"), ("FCN-8s", "fcn8s"), ("SegNet", "segnet"),
+                     ("U-Net", "unet")])
+
+COMPARISONS: dict[str, Comparison] = {c.name: c for c in [
+    Comparison("reconstruction-loss", "Does the plain autoencoder reconstruct test digits better when trained on "
+               "squared error or on cross-entropy (chapter 1)?", ("part1/01_plain_autoencoder",), "test_mse", False,
+               (Arm("squared error", "dense-ae"), Arm("cross-entropy", "dense-ae", {"loss": "bce"})),
+               ("train_mse",)),
+    Comparison("conv-vs-dense", "With the same 16-number code and 60 epochs, does the convolutional autoencoder "
+               "reconstruct better than the dense one (chapter 4)?", ("part1/04_conv_autoencoder",), "test_mse",
+               False, (Arm("dense", "dense-ae", {"epochs": 60}), Arm("convolutional", "conv-ae", {"epochs": 60})),
+               ("train_mse", "parameters")),
+    Comparison("regularisers", "What does each regulariser cost in reconstruction of clean digits, and does it "
+               "restore masked digits better than the plain autoencoder (chapters 5, 6 and 7)?",
+               ("part1/05_sparse_autoencoder", "part1/06_denoising_autoencoder", "part1/07_contractive_autoencoder"),
+               "test_mse", False,
+               (Arm("plain", "dense-ae", _PLAIN_32), Arm("sparse", "sparse-ae"), Arm("denoising", "denoising-ae"),
+                Arm("contractive", "contractive-ae")), ("psnr_masked", "train_mse")),
+    Comparison("pretraining", "Does greedy layer-wise pretraining make the stacked classifier more accurate than "
+               "the same network from random weights, with 50, 200 or all 1,257 labelled digits (chapter 8)?",
+               ("part1/08_stacked_autoencoder",), "test_accuracy", True,
+               tuple(Arm(f"{name} ({labels or 'all'} labels)", recipe, {"labels": labels} if labels else {})
+                     for labels in (50, 200, None)
+                     for name, recipe in (("pretrained", "stacked-ae"), ("scratch", "scratch-classifier")))),
+    Comparison("segmentation", "Which of the five segmentation networks segments the shapes scenes best, "
+               "with the same data, budget and loss (chapters 9, 10 and 11)?",
+               ("part2/09_fcn", "part2/10_segnet", "part2/11_unet"), "miou", True, _SEGMENTERS,
+               ("pixel_accuracy", "dice", "iou_circle", "iou_square", "iou_triangle", "train_seconds")),
+]}
+
+
+def higher_is_better(metric: str) -> bool:
+    """Which end of a metric is good: errors, times and sensitivities are better low."""
+    return not (metric.endswith(("mse", "seconds", "_sq", "sensitivity")) or metric in {"parameters", "kl_train"})
+
+
+def get_comparison(name: str) -> Comparison:
+    if name not in COMPARISONS:
+        raise UsageError(f"unknown comparison {name!r}: use one of {', '.join(COMPARISONS)}")
+    return COMPARISONS[name]
+
+
+def summarise(values: Iterable[float]) -> dict[str, float]:
+    """``mean``, sample ``std`` (n − 1; 0 for one value), ``min``, ``max`` and ``n`` of the values."""
+    values = [float(v) for v in values]
+    n = len(values)
+    if not n:
+        raise ValueError("no values to summarise")
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return {"mean": mean, "std": std, "min": min(values), "max": max(values), "n": n}
+
+
+def results_dir() -> Path:
+    """``$COURSEKIT_RESULTS``, else the repository's ``results/`` (beside ``src/``)."""
+    return Path(os.environ.get(RESULTS_ENV) or Path(__file__).resolve().parents[2] / "results")
+
+
+def _run(words: list[str], threads: int) -> tuple[dict[str, float], float]:
+    """One ``coursekit train`` process: its final metrics and wall seconds; a failure raises, naming the run."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env.pop("COURSEKIT_QUICK", None)  # the command's own --quick decides, as it does for a reader
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "coursekit", *words], capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"`coursekit {shlex.join(words)}` failed with exit {out.returncode}: {last}")
+    metrics = json.loads(out.stdout.strip().splitlines()[-1])
+    metrics.pop("model", None)
+    return metrics, seconds
+
+
+def run_comparison(name: str, seeds: list[int], *, quick: bool = False, device: str | None = None,
+                   jobs: int = 1, progress: bool = True) -> dict[str, Any]:
+    """Train every arm of comparison ``name`` once per seed and return its record (see the module's doc).
+
+    ``jobs`` runs go at once, each with ``cores // jobs`` threads (recorded as ``threads_per_run``).
+    """
+    from tqdm.auto import tqdm
+
+    comparison = get_comparison(name)
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds repeats a seed: {seeds}")
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    runs = [(arm, seed) for arm in comparison.arms for seed in seeds]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(jobs) as pool, tqdm(total=len(runs), desc=name, disable=not progress) as bar:
+        def one(run):
+            result = _run(run[0].command(run[1], quick, device), threads)
+            bar.update()
+            return result
+        outcomes = list(pool.map(one, runs))
+    arms = []
+    for arm in comparison.arms:
+        done = [(seed, outcome) for (a, seed), outcome in zip(runs, outcomes) if a is arm]
+        arms.append({
+            "label": arm.label, "recipe": arm.recipe, "options": dict(arm.options),
+            "runs": [{"seed": seed, "command": "coursekit " + shlex.join(arm.command(seed, quick, device)),
+                      "metrics": metrics, "wall_seconds": round(seconds, 2)} for seed, (metrics, seconds) in done],
+            "summary": {key: summarise(m[key] for _, (m, _) in done) for key in done[0][1][0]},
+        })
+    return {
+        "comparison": name, "question": comparison.question, "chapters": list(comparison.chapters),
+        "metric": comparison.metric, "higher_is_better": comparison.higher_is_better,
+        "command": "coursekit bench " + shlex.join([name, "--seeds", *map(str, seeds), "--jobs", str(jobs),
+                                                    *["--quick"] * quick, *["--device", device] * bool(device)]),
+        "seeds": list(seeds), "quick": quick, "device": device or "default", "threads_per_run": threads,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "versions": _versions(), "wall_seconds": round(time.perf_counter() - start, 1),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "arms": arms,
+    }
+
+
+def _versions() -> dict[str, str]:
+    out = subprocess.run([sys.executable, "-m", "coursekit", "info", "--json"], capture_output=True, text=True)
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+
+def write_record(record: Mapping[str, Any], folder: str | os.PathLike | None = None) -> Path:
+    """Write ``record`` to ``FOLDER/<comparison>.json`` atomically and return the path."""
+    folder = Path(folder) if folder is not None else results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{record['comparison']}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+class Record:
+    """A recorded comparison, read back: per arm, every seed's metric and the mean ± std."""
+
+    def __init__(self, data: Mapping[str, Any], path: Path | None = None):
+        self.data, self.path = data, path
+        self.metric = data["metric"]
+        self.arms = {arm["label"]: arm for arm in data["arms"]}
+
+    def values(self, metric: str | None = None) -> dict[str, list[float]]:
+        """Each arm's per-seed values of ``metric`` (the comparison's own by default)."""
+        metric = metric or self.metric
+        return {label: [run["metrics"][metric] for run in arm["runs"]] for label, arm in self.arms.items()}
+
+    def summary(self, label: str, metric: str | None = None) -> dict[str, float]:
+        return summarise(self.values(metric)[label])
+
+    def interval(self, label: str, metric: str | None = None) -> tuple[float, float]:
+        """mean − std, mean + std of one arm."""
+        s = self.summary(label, metric)
+        return s["mean"] - s["std"], s["mean"] + s["std"]
+
+    def separated(self, a: str, b: str, metric: str | None = None) -> bool:
+        """Whether the intervals mean ± std of arms ``a`` and ``b`` do not overlap."""
+        (a_low, a_high), (b_low, b_high) = self.interval(a, metric), self.interval(b, metric)
+        return a_high < b_low or b_high < a_low
+
+    def better(self, a: str, b: str, metric: str | None = None) -> bool:
+        """Whether arm ``a`` beats arm ``b`` beyond noise: separated, and ``a``'s mean on the better side."""
+        higher = self.data["higher_is_better"] if metric in (None, self.metric) else higher_is_better(metric)
+        diff = self.summary(a, metric)["mean"] - self.summary(b, metric)["mean"]
+        return self.separated(a, b, metric) and (diff > 0) == higher
+
+    def verdict(self, a: str, b: str, metric: str | None = None, digits: int = 3) -> str:
+        """One sentence: which arm is ahead beyond noise, or that the two are within noise, with mean ± std."""
+        name = metric or self.metric
+        sa, sb = self.summary(a, metric), self.summary(b, metric)
+        both = (f"{a} {sa['mean']:.{digits}f} ± {sa['std']:.{digits}f}, {b} {sb['mean']:.{digits}f} ± "
+                f"{sb['std']:.{digits}f}, {sa['n']} seeds")
+        if self.better(a, b, metric):
+            return f"{a} beats {b} on {name} ({both})"
+        if self.better(b, a, metric):
+            return f"{b} beats {a} on {name} ({both})"
+        return f"{a} and {b} are within noise on {name} ({both})"
+
+    def contains(self, label: str, value: float, metric: str | None = None) -> bool:
+        """Whether a fresh run's ``value`` lies in the recorded spread: within [min − std, max + std]."""
+        s = self.summary(label, metric)
+        return s["min"] - s["std"] <= value <= s["max"] + s["std"]
+
+    def table(self, metrics: Iterable[str] | None = None, digits: int = 3):
+        """An HTML/plain ``plot.Table``: one row per arm, mean ± std of each metric over the seeds."""
+        from coursekit.plot import Column, Table
+
+        metrics = list(metrics) if metrics is not None else [self.metric, *COMPARISONS[self.data["comparison"]].metrics]
+        rows = {}
+        for label in self.arms:
+            rows[label] = {"seeds": len(self.arms[label]["runs"])}
+            for m in metrics:
+                if m in self.arms[label]["runs"][0]["metrics"]:  # an arm may not report every metric
+                    s = self.summary(label, m)
+                    rows[label][m] = f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+        columns = [Column("seeds", "seeds", "{:d}", None)] + [Column(m, m.replace("_", " "), "{}", None) for m in metrics]
+        return Table(rows, columns, index="arm")
+
+    def __repr__(self) -> str:
+        return f"Record({self.data['comparison']!r}, arms={list(self.arms)}, seeds={self.data['seeds']})"
+
+
+def load_record(name: str, folder: str | os.PathLike | None = None) -> Record:
+    """The record of comparison ``name`` from ``results_dir()`` (or ``folder``); a missing or broken file
+    raises ``FileNotFoundError`` / ``ValueError`` naming it and the command that remakes it."""
+    path = (Path(folder) if folder is not None else results_dir()) / f"{name}.json"
+    remake = f"coursekit bench {name} --seeds {' '.join(map(str, range(MIN_SEEDS)))}"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no record of comparison {name!r} (make it with `{remake}`)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); remake it with `{remake}`") from err
+    return Record(data, path)
+
+
+__all__ = ["Arm", "COMPARISONS", "Comparison", "MIN_SEEDS", "Record", "get_comparison", "higher_is_better", "load_record",
+           "results_dir", "run_comparison", "summarise", "write_record"]

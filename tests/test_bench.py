@@ -1,0 +1,101 @@
+"""Recorded multi-seed comparisons: the statistics, the verdicts, and every record shipped in results/."""
+
+import json
+import math
+import shlex
+import statistics
+
+import pytest
+
+from coursekit.bench import (COMPARISONS, MIN_SEEDS, Record, load_record, results_dir, run_comparison,
+                             summarise, write_record)
+from coursekit.cli import build_parser
+
+RECORDS = sorted(p.stem for p in results_dir().glob("*.json"))
+
+
+def fake_record(values: dict[str, list[float]], higher_is_better=True) -> Record:
+    arms = [{"label": label, "recipe": label, "options": {},
+             "runs": [{"seed": s, "command": "", "metrics": {"score": v}} for s, v in enumerate(vs)]}
+            for label, vs in values.items()]
+    return Record({"comparison": "fake", "metric": "score", "higher_is_better": higher_is_better,
+                   "seeds": list(range(5)), "arms": arms})
+
+
+def test_summarise_is_the_mean_and_sample_std():
+    values = [0.31, 0.35, 0.29, 0.40, 0.33]
+    s = summarise(values)
+    assert s["mean"] == pytest.approx(statistics.mean(values), abs=1e-15)
+    assert s["std"] == pytest.approx(statistics.stdev(values), abs=1e-15)  # n − 1, not n
+    assert (s["min"], s["max"], s["n"]) == (0.29, 0.40, 5)
+    assert summarise([2.0]) == {"mean": 2.0, "std": 0.0, "min": 2.0, "max": 2.0, "n": 1}
+
+
+def test_an_ordering_is_claimed_only_where_the_intervals_separate():
+    r = fake_record({"a": [0.80, 0.82, 0.81, 0.79, 0.83], "b": [0.70, 0.72, 0.69, 0.71, 0.73],
+                     "c": [0.70, 0.90, 0.75, 0.85, 0.80]})
+    assert r.separated("a", "b") and r.better("a", "b") and not r.better("b", "a")
+    assert r.verdict("b", "a").startswith("a beats b on score (")
+    assert not r.separated("a", "c") and not r.better("a", "c") and not r.better("c", "a")
+    assert "within noise" in r.verdict("a", "c")
+    lower = fake_record({"a": [1.0, 1.1, 1.2, 1.0, 1.1], "b": [2.0, 2.1, 2.0, 2.2, 2.1]}, higher_is_better=False)
+    assert lower.better("a", "b") and lower.verdict("a", "b").startswith("a beats b")
+
+
+def test_a_fresh_value_is_inside_the_spread_only_near_the_recorded_runs():
+    r = fake_record({"a": [0.80, 0.82, 0.81, 0.79, 0.83]})
+    std = statistics.stdev([0.80, 0.82, 0.81, 0.79, 0.83])
+    assert r.contains("a", 0.81) and r.contains("a", 0.79 - 0.9 * std)
+    assert not r.contains("a", 0.79 - 1.1 * std) and not r.contains("a", 0.9)
+
+
+def test_a_missing_or_broken_record_names_the_command_that_remakes_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="coursekit bench nothing --seeds 0 1 2 3 4"):
+        load_record("nothing", tmp_path)
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ValueError, match="broken.json: not valid JSON"):
+        load_record("broken", tmp_path)
+
+
+def test_every_comparison_chapters_draw_has_a_record():
+    assert sorted(COMPARISONS) == RECORDS
+
+
+@pytest.mark.parametrize("name", RECORDS)
+def test_record_is_consistent(name):
+    """Per-seed values recompute the stored summaries; every command parses and is the arm's own command."""
+    record = load_record(name)
+    data = record.data
+    comparison = COMPARISONS[name]
+    assert [a["label"] for a in data["arms"]] == [a.label for a in comparison.arms]
+    assert len(data["seeds"]) >= MIN_SEEDS and not data["quick"]
+    assert shlex.split(data["command"])[:3] == ["coursekit", "bench", name]
+    parser = build_parser()
+    for arm, spec in zip(data["arms"], comparison.arms):
+        assert (arm["recipe"], arm["options"]) == (spec.recipe, dict(spec.options))
+        assert [run["seed"] for run in arm["runs"]] == data["seeds"]
+        for run in arm["runs"]:
+            words = shlex.split(run["command"])
+            assert words[0] == "coursekit" and words[1:] == spec.command(run["seed"], device=words[-3]
+                                                                         if "--device" in words else None)
+            args = parser.parse_args(words[1:])
+            assert (args.name, args.seed) == (spec.recipe, run["seed"])
+            assert all(math.isfinite(v) for v in run["metrics"].values())
+        for metric, stored in arm["summary"].items():
+            fresh = summarise(run["metrics"][metric] for run in arm["runs"])
+            assert fresh == pytest.approx(stored, rel=1e-12), (arm["label"], metric)
+        assert data["metric"] in arm["summary"]
+
+
+@pytest.mark.parametrize("name", RECORDS)
+def test_one_seed_reruns_in_quick_form(name, tmp_path):
+    """``coursekit bench NAME`` itself, one seed, quick: the same arms, commands and metrics as the record."""
+    recorded = load_record(name).data
+    seed = recorded["seeds"][0]
+    fresh = run_comparison(name, [seed], quick=True, device="cpu", jobs=2, progress=False)
+    path = write_record(fresh, tmp_path)
+    again = json.loads(path.read_text())
+    assert again["quick"] and again["seeds"] == [seed]
+    for old, new, spec in zip(recorded["arms"], again["arms"], COMPARISONS[name].arms):
+        assert new["label"] == old["label"] and set(new["summary"]) == set(old["summary"])
+        assert new["runs"][0]["command"] == "coursekit " + shlex.join(spec.command(seed, quick=True, device="cpu"))
