@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,8 +104,30 @@ def test_a_runtime_failure_is_one_line_and_exit_1(monkeypatch, capsys):
 def test_a_recipe_refuses_an_option_it_does_not_take():
     from coursekit.recipes import train_recipe
 
-    with pytest.raises(UsageError, match=r"fcn8s does not take --code-size \(it takes --epochs, --lr, --batch-size\)"):
+    with pytest.raises(UsageError, match=r"fcn8s does not take --code-size \(it takes --epochs, --lr, --batch-size, --loss\)"):
         train_recipe("fcn8s", code_size=7)
+
+
+@pytest.mark.parametrize("name, loss, message", [("dense-ae", "ce", "dense-ae takes --loss mse or bce, not 'ce'"),
+                                                 ("unet", "bce", "unet takes --loss ce or ce+dice, not 'bce'")])
+def test_a_recipe_refuses_a_loss_of_the_other_family(name, loss, message):
+    from coursekit.recipes import RECIPES
+
+    with pytest.raises(UsageError, match=re.escape(message)):
+        RECIPES[name].configure(loss=loss)
+    assert RECIPES[name].configure(loss=RECIPES[name].choices["loss"][-1])["loss"] == RECIPES[name].choices["loss"][-1]
+
+
+def test_fewer_labels_fine_tune_for_as_many_steps():
+    """``--labels L``: the first L labelled digits, epochs × ⌈N / batch⌉ steps whatever L is; no pretraining
+    in ``scratch-classifier``."""
+    from coursekit.recipes import train_recipe
+
+    result = train_recipe("scratch-classifier", quick=True, device="cpu", labels=30, epochs=2, batch_size=64)
+    assert result.metrics["labels"] == 30 and "pretrain_layer_val_mse" not in result.metrics
+    assert len(result.history["val_accuracy"]) == 2 * -(-600 // 64)  # one step per epoch: 30 labels < one batch
+    pretrained = train_recipe("stacked-ae", quick=True, device="cpu", labels=30, epochs=2, batch_size=64)
+    assert "pretrain_layer_val_mse" in pretrained.metrics
 
 
 def test_the_command_refuses_it_in_one_line_with_exit_2(capsys):

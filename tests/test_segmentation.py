@@ -425,3 +425,21 @@ def test_checkpoints_rank_as_the_papers():
     miou = {name: json.loads((CHECKPOINTS / f"{name}.json").read_text())["metrics"]["miou"] for name in BUILDERS}
     assert miou["fcn32s"] < miou["fcn16s"] < miou["fcn8s"], miou
     assert max(miou, key=miou.get) == "unet", miou
+
+
+def test_unet_weight_map_is_the_papers_equation_2():
+    """w = w_c + w0·exp(−(d1 + d2)²/2σ²) on background, w_c on objects; d1, d2 checked by hand."""
+    import math
+
+    from coursekit.ops.losses import unet_weight_map
+
+    masks = torch.zeros(3, 6, 14)
+    masks[0, :, 0:4] = masks[1, :, 6:10] = 1  # two bars two pixels apart; the third object is absent
+    class_weight = torch.full((6, 14), 2.0)
+    w = unet_weight_map(masks, w0=10, sigma=5, class_weight=class_weight)
+    row = w[3]
+    assert torch.equal(row[:4], torch.full((4,), 2.0)) and torch.equal(row[6:10], torch.full((4,), 2.0))
+    for col, d1, d2 in [(4, 1, 2), (5, 1, 2), (10, 1, 7), (13, 4, 10)]:
+        assert float(row[col]) == pytest.approx(2 + 10 * math.exp(-((d1 + d2) ** 2) / 50), rel=1e-6), col
+    with pytest.raises(ValueError, match="K >= 2"):
+        unet_weight_map(masks[:1])

@@ -106,6 +106,11 @@ COMPARISONS: dict[str, Comparison] = {c.name: c for c in [
                "with the same data, budget and loss (chapters 9, 10 and 11)?",
                ("part2/09_fcn", "part2/10_segnet", "part2/11_unet"), "miou", True, _SEGMENTERS,
                ("pixel_accuracy", "dice", "iou_circle", "iou_square", "iou_triangle", "train_seconds")),
+    Comparison("unet-loss", "With short training (3 epochs), does adding the soft Dice loss to cross-entropy "
+               "help U-Net on the rare classes (chapter 11)?", ("part2/11_unet",), "miou", True,
+               (Arm("cross-entropy", "unet", {"epochs": 3}), Arm("cross-entropy + Dice", "unet",
+                                                                 {"epochs": 3, "loss": "ce+dice"})),
+               ("iou_circle", "iou_square", "iou_triangle", "train_seconds")),
 ]}
 
 
@@ -216,10 +221,10 @@ class Record:
         self.metric = data["metric"]
         self.arms = {arm["label"]: arm for arm in data["arms"]}
 
-    def values(self, metric: str | None = None) -> dict[str, list[float]]:
-        """Each arm's per-seed values of ``metric`` (the comparison's own by default)."""
+    def values(self, metric: str | None = None, arms: Iterable[str] | None = None) -> dict[str, list[float]]:
+        """Each arm's per-seed values of ``metric`` (the comparison's own by default), for ``arms`` (all)."""
         metric = metric or self.metric
-        return {label: [run["metrics"][metric] for run in arm["runs"]] for label, arm in self.arms.items()}
+        return {label: [run["metrics"][metric] for run in self.arms[label]["runs"]] for label in arms or self.arms}
 
     def summary(self, label: str, metric: str | None = None) -> dict[str, float]:
         return summarise(self.values(metric)[label])
@@ -257,13 +262,13 @@ class Record:
         s = self.summary(label, metric)
         return s["min"] - s["std"] <= value <= s["max"] + s["std"]
 
-    def table(self, metrics: Iterable[str] | None = None, digits: int = 3):
-        """An HTML/plain ``plot.Table``: one row per arm, mean ± std of each metric over the seeds."""
+    def table(self, metrics: Iterable[str] | None = None, arms: Iterable[str] | None = None, digits: int = 3):
+        """An HTML/plain ``plot.Table``: one row per arm (all, or ``arms``), mean ± std of each metric."""
         from coursekit.plot import Column, Table
 
         metrics = list(metrics) if metrics is not None else [self.metric, *COMPARISONS[self.data["comparison"]].metrics]
         rows = {}
-        for label in self.arms:
+        for label in arms or self.arms:
             rows[label] = {"seeds": len(self.arms[label]["runs"])}
             for m in metrics:
                 if m in self.arms[label]["runs"][0]["metrics"]:  # an arm may not report every metric

@@ -259,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--code-size", type=_positive(int), help="code (bottleneck) size, autoencoders only")
     p.add_argument("--batch-size", type=_positive(int), help="mini-batch size")
     p.add_argument("--lr", type=_positive(float), help="learning rate")
-    p.add_argument("--loss", choices=["mse", "bce"], help="reconstruction loss, dense-ae only (default mse)")
+    p.add_argument("--loss", help="training loss: mse or bce for dense-ae (default mse); ce or ce+dice for the "
+                                  "segmentation models (default ce)")
     p.add_argument("--labels", type=_positive(int), help="labelled digits the classifier is fine-tuned on, "
                    "stacked-ae and scratch-classifier only (default: all)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -67,6 +67,7 @@ class Recipe:
     defaults: Mapping[str, Mapping[str, Any]]
     quick: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     options: tuple[str, ...] = ("epochs", "lr", "batch_size")
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # the values a text option may take
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -91,6 +92,9 @@ class Recipe:
             takes = ", ".join(OPTIONS[k] for k in self.options) or "no setting"
             raise UsageError(f"{self.name} does not take {', '.join(OPTIONS.get(k, k) for k in refused)} "
                              f"(it takes {takes})")
+        for key, allowed in self.choices.items():
+            if key in given and given[key] not in allowed:
+                raise UsageError(f"{self.name} takes {OPTIONS[key]} {' or '.join(allowed)}, not {given[key]!r}")
         full = dict(self.defaults[data])
         quick = budget(False, True) if quick is None else quick
         settings = {**full, **self.quick.get(data, {})} if quick else full
@@ -137,9 +141,10 @@ def _stacked(pretrain: bool) -> dict[str, dict]:
 
 # One budget for the five segmentation models, so their metrics compare; ``arch``: the builder's arguments.
 _SEGMENTATION = {"shapes": dict(epochs=8, lr=5e-3, batch_size=32, n_train=2000, n_val=200, n_test=500, size=64,
-                                arch={})}
+                                loss="ce", arch={})}
 _UNET = {"shapes": {**_SEGMENTATION["shapes"], "arch": {"base_width": 10}}}  # < 250k parameters, as the others
 _SEGMENTATION_QUICK = {"shapes": dict(epochs=1, n_train=64, n_val=16, n_test=32)}
+_SEGMENTATION_OPTIONS = dict(options=("epochs", "lr", "batch_size", "loss"), choices={"loss": ("ce", "ce+dice")})
 _DETECTION_QUICK = {"shapes": dict(n_train=16, n_test=8, epochs=1, lr=2e-3, batch_size=8)}
 
 
@@ -156,7 +161,7 @@ RECIPES: dict[str, Recipe] = _recipes(
     Recipe("dense-ae", "the lecture's plain autoencoder: sigmoid code, sigmoid output (--loss mse or bce)",
            "dense_ae", "autoencoders:train_dense_ae",
            _ae(16, 300, 1e-2, 64, dict(code_size=32, epochs=20, lr=3e-3, batch_size=128), loss="mse"),
-           _ae_quick(60, 5), (*_AE_OPTIONS, "loss")),
+           _ae_quick(60, 5), (*_AE_OPTIONS, "loss"), {"loss": ("mse", "bce")}),
     Recipe("conv-ae", "convolutional autoencoder: normalised input, ReLU, sigmoid on the last convolution",
            "conv_ae", "autoencoders:train_conv_ae",
            _ae(16, 100, 1e-2, 64, dict(code_size=196, epochs=10, lr=3e-3, batch_size=128)),
@@ -176,15 +181,20 @@ RECIPES: dict[str, Recipe] = _recipes(
            "the baseline of stacked-ae", "stacked_classifier", "regularized:train_stacked_ae",
            _stacked(pretrain=False), _ae_quick(2, 2), (*_AE_OPTIONS, "labels")),
     Recipe("fcn32s", "FCN-32s on shapes: 1×1 class scores at stride 32, one learned ×32 upsampling",
-           "fcn32s", "segmentation:train_segmenter", _SEGMENTATION, _SEGMENTATION_QUICK),
+           "fcn32s", "segmentation:train_segmenter", _SEGMENTATION, _SEGMENTATION_QUICK,
+           **_SEGMENTATION_OPTIONS),
     Recipe("fcn16s", "FCN-16s on shapes: FCN-32s plus the pool4 skip (stride 16)",
-           "fcn16s", "segmentation:train_segmenter", _SEGMENTATION, _SEGMENTATION_QUICK),
+           "fcn16s", "segmentation:train_segmenter", _SEGMENTATION, _SEGMENTATION_QUICK,
+           **_SEGMENTATION_OPTIONS),
     Recipe("fcn8s", "FCN-8s on shapes: FCN-16s plus the pool3 skip (stride 8)",
-           "fcn8s", "segmentation:train_segmenter", _SEGMENTATION, _SEGMENTATION_QUICK),
+           "fcn8s", "segmentation:train_segmenter", _SEGMENTATION, _SEGMENTATION_QUICK,
+           **_SEGMENTATION_OPTIONS),
     Recipe("segnet", "SegNet on shapes: decoder unpools with the encoder's max-pooling indices",
-           "segnet", "segmentation:train_segmenter", _SEGMENTATION, _SEGMENTATION_QUICK),
+           "segnet", "segmentation:train_segmenter", _SEGMENTATION, _SEGMENTATION_QUICK,
+           **_SEGMENTATION_OPTIONS),
     Recipe("unet", "U-Net on shapes (padded convolutions, concatenated skips)",
-           "unet", "segmentation:train_segmenter", _UNET, _SEGMENTATION_QUICK),
+           "unet", "segmentation:train_segmenter", _UNET, _SEGMENTATION_QUICK,
+           **_SEGMENTATION_OPTIONS),
     Recipe("detector", "Faster R-CNN with a small FPN backbone, from scratch, on 64×64 shapes scenes",
            "detector", "detection:train_detection_recipe",
            {"shapes": dict(n_train=1000, n_test=200, epochs=12, lr=2e-3, batch_size=8)}, _DETECTION_QUICK),

@@ -1,7 +1,8 @@
 """Trainer of Part II's semantic segmentation recipes: ``fcn32s``, ``fcn16s``, ``fcn8s``, ``segnet``, ``unet``.
 
 All five train on the same shapes scenes (2,000 train, 200 val, 500 test, 64×64; four classes) with
-the same budget (epochs, batch size, learning-rate schedule, cross-entropy), so their metrics compare.
+the same budget (epochs, batch size, learning-rate schedule, cross-entropy unless ``--loss ce+dice``), so
+their metrics compare.
 Each reports, on the test split and from one dataset-level confusion matrix: ``miou``,
 ``pixel_accuracy``, ``dice`` (mean over classes), ``iou_<class>``, plus ``parameters`` and
 ``train_seconds`` (wall time of training on this machine).
@@ -26,7 +27,7 @@ def train_segmenter(config: TrainConfig, split: Split | None = None) -> TrainRes
     arch = {"num_classes": len(CLASSES), **config["arch"]}
     model = get_model(RECIPES[config.recipe].builder, **arch)
     history = train_segmentation(model, split, epochs=config["epochs"], lr=config["lr"],
-                                 batch_size=config["batch_size"], device=config.device, amp=True,
+                                 batch_size=config["batch_size"], loss=config["loss"], device=config.device, amp=True,
                                  progress=config.progress, seed=config.seed, desc=config.recipe)
     metrics = evaluate(model, split.x_test, split.y_test, device=config.device).summary(CLASSES)
     metrics.update(parameters=float(count_parameters(model)), train_seconds=history.last["train_seconds"])
