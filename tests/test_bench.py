@@ -99,3 +99,11 @@ def test_one_seed_reruns_in_quick_form(name, tmp_path):
     for old, new, spec in zip(recorded["arms"], again["arms"], COMPARISONS[name].arms):
         assert new["label"] == old["label"] and set(new["summary"]) == set(old["summary"])
         assert new["runs"][0]["command"] == "coursekit " + shlex.join(spec.command(seed, quick=True, device="cpu"))
+
+
+def test_a_metric_only_some_arms_report_is_summarised_for_those():
+    r = fake_record({"a": [1.0, 2.0, 3.0, 4.0, 5.0], "b": [1.0, 1.0, 1.0, 1.0, 1.0]})
+    for run in r.arms["a"]["runs"]:
+        run["metrics"]["only_a"] = 0.5
+    assert r.summary("a", "only_a")["mean"] == 0.5
+    assert "only a" in str(r.table(["score", "only_a"])) and r.contains("a", 0.5, "only_a")

@@ -227,7 +227,8 @@ class Record:
         return {label: [run["metrics"][metric] for run in self.arms[label]["runs"]] for label in arms or self.arms}
 
     def summary(self, label: str, metric: str | None = None) -> dict[str, float]:
-        return summarise(self.values(metric)[label])
+        """mean, std, min, max and n of one arm's metric (``summarise``)."""
+        return summarise(self.values(metric, [label])[label])
 
     def interval(self, label: str, metric: str | None = None) -> tuple[float, float]:
         """mean − std, mean + std of one arm."""

@@ -235,7 +235,9 @@ def seed_spread(values: dict[str, Sequence[float]], ylabel: str, title: str | No
         std = v.std(ddof=1) if len(v) > 1 else 0.0
         ax.errorbar(i - 0.12, v.mean(), yerr=std, fmt="o", color="C0", capsize=5, lw=2, zorder=3,
                     label="mean ± std" if i == 0 else None)
-    ax.set_xticks(range(len(values)), list(values))
+    long = max(len(label) for label in values) * len(values) > 60  # rotate labels that would collide
+    ax.set_xticks(range(len(values)), list(values), rotation=25 if long else 0, ha="right" if long else "center",
+                  fontsize=8 if long else None)
     ax.set_xlim(-0.6, len(values) - 0.4)
     arrow = {True: " (higher is better)", False: " (lower is better)", None: ""}[higher_is_better]
     ax.set_ylabel(ylabel + arrow)
@@ -290,3 +292,54 @@ def show_predictions(images: torch.Tensor, columns: dict[str, torch.Tensor], pan
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def filter_mosaics(weights: dict[str, torch.Tensor | np.ndarray], shape: tuple[int, int] = (8, 8), ncols: int = 8,
+                   unused: torch.Tensor | np.ndarray | None = None, gap: int = 1, panel: float = 3.2,
+                   background: tuple[float, float, float] = (0.62, 0.75, 0.88)) -> plt.Figure:
+    """Encoder filters side by side, one panel per model, as Vincent et al. (2008) show them.
+
+    ``weights[name]`` is a (k, n) weight matrix (``nn.Linear`` storage: row j feeds code unit j); each row
+    becomes a ``shape`` tile, the tiles ``ncols`` to a row with ``gap`` pixels of ``background`` between
+    them. A tile is divided by its largest |weight|, so 0 is mid-grey, the strongest positive weight
+    white and the strongest negative black. ``unused`` marks inputs whose weights cannot matter (pixels
+    that are constant over the training set): they are left out of the scaling and drawn in ``background``.
+    """
+    h, w = shape
+    nrows = -(-max(len(W) for W in weights.values()) // ncols)
+    height = panel * (nrows * (h + gap) + gap) / (ncols * (w + gap) + gap) + 0.35
+    fig, axes = plt.subplots(1, len(weights), figsize=(panel * len(weights), height), squeeze=False)
+    for ax, (name, W) in zip(axes[0], weights.items()):
+        W = W.detach().float().cpu().numpy() if isinstance(W, torch.Tensor) else np.asarray(W, dtype=float)
+        used = np.ones(W.shape[1], bool) if unused is None else ~np.asarray(unused, dtype=bool).reshape(-1)
+        peak = np.abs(W[:, used]).max(1, keepdims=True)
+        tiles = np.repeat((0.5 + 0.5 * W / np.where(peak > 0, peak, 1.0))[..., None], 3, axis=-1)
+        tiles[:, ~used] = background
+        out = np.empty((nrows * (h + gap) + gap, ncols * (w + gap) + gap, 3))
+        out[:] = background
+        for k, tile in enumerate(tiles.reshape(len(W), h, w, 3)):
+            r, c = divmod(k, ncols)
+            out[gap + r * (h + gap):gap + r * (h + gap) + h, gap + c * (w + gap):gap + c * (w + gap) + w] = tile
+        ax.imshow(out, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def neighbour_correlation(weights: torch.Tensor | np.ndarray, shape: tuple[int, int] = (8, 8),
+                          unused: torch.Tensor | np.ndarray | None = None) -> float:
+    """How smooth the filters of ``filter_mosaics`` are, in one number: the correlation between each weight
+    and its right and lower neighbours on the ``shape`` grid, per filter (row of ``weights``), averaged.
+
+    Near 0 for speckled filters whose neighbouring weights are unrelated, towards 1 for smooth patches.
+    Pairs that touch an ``unused`` input (see ``filter_mosaics``) are left out.
+    """
+    W = weights.detach().double().cpu().numpy() if isinstance(weights, torch.Tensor) else np.asarray(weights, float)
+    W = W.reshape(len(W), *shape)
+    used = np.ones(shape, bool) if unused is None else ~np.asarray(unused, dtype=bool).reshape(shape)
+    right, down = used[:, :-1] & used[:, 1:], used[:-1] & used[1:]
+    a = np.concatenate([W[:, :, :-1][:, right], W[:, :-1][:, down]], axis=1)
+    b = np.concatenate([W[:, :, 1:][:, right], W[:, 1:][:, down]], axis=1)
+    a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+    return float(((a * b).sum(1) / np.sqrt((a ** 2).sum(1) * (b ** 2).sum(1))).mean())
