@@ -17,6 +17,7 @@ before any page is rendered.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -37,11 +38,27 @@ def chapters(toc: Path) -> list[Path]:
     return [ROOT / "book" / f"{name}.ipynb" for name in files if (ROOT / "book" / f"{name}.ipynb").is_file()]
 
 
+def quiet_kernel(folder: Path) -> None:
+    """Put a ``python3`` kernelspec first on ``$JUPYTER_PATH``: this interpreter's ipykernel, logging only errors.
+
+    ipykernel 7 warns at every start that a kernel talking TCP on localhost is unencrypted; the build's
+    kernels live and die on this machine, so the book's log would hold one such line per chapter and
+    nothing to act on. Errors of a kernel (a crash, a failed start) still show.
+    """
+    spec = folder / "kernels" / "python3"
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--IPKernelApp.log_level=ERROR"],
+        "display_name": "Python 3 (ipykernel)", "language": "python", "metadata": {"debugger": True}}))
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(folder), *filter(None, [os.environ.get("JUPYTER_PATH")])])
+
+
 def execute(notebooks: list[Path], cache_dir: Path, timeout: int) -> int:
     """Execute ``notebooks`` into a fresh cache at ``cache_dir``, one process per core; return the failures."""
     from jupyter_cache import get_cache
     from jupyter_cache.executors import load_executor
 
+    quiet_kernel(cache_dir.parent / "jupyter")
     shutil.rmtree(cache_dir, ignore_errors=True)
     cache = get_cache(cache_dir)
     for path in notebooks:
