@@ -68,6 +68,7 @@ def test_record_is_consistent(name):
     data = record.data
     comparison = COMPARISONS[name]
     assert [a["label"] for a in data["arms"]] == [a.label for a in comparison.arms]
+    assert data["question"] == comparison.question and data["metric"] == comparison.metric
     assert len(data["seeds"]) >= MIN_SEEDS and not data["quick"]
     assert shlex.split(data["command"])[:3] == ["coursekit", "bench", name]
     parser = build_parser()
@@ -107,3 +108,33 @@ def test_a_metric_only_some_arms_report_is_summarised_for_those():
         run["metrics"]["only_a"] = 0.5
     assert r.summary("a", "only_a")["mean"] == 0.5
     assert "only a" in str(r.table(["score", "only_a"])) and r.contains("a", 0.5, "only_a")
+
+
+def test_one_run_each_is_never_an_ordering():
+    r = fake_record({"a": [0.9], "b": [0.1]})
+    assert not r.separated("a", "b") and not r.better("a", "b")
+    assert "too few runs" in r.verdict("a", "b")
+
+
+def test_a_metric_without_a_better_end_gets_no_verdict():
+    from coursekit.bench import higher_is_better
+
+    assert higher_is_better("miou") and not higher_is_better("test_mse")
+    assert not higher_is_better("max_principal_angle_deg")
+    with pytest.raises(ValueError, match="'labels' has no better end"):
+        higher_is_better("labels")
+
+
+def test_the_first_failing_run_stops_the_bench_with_its_command(monkeypatch):
+    import coursekit.bench as bench
+
+    calls = []
+
+    def fake_run(words, threads):
+        calls.append(words)
+        raise RuntimeError(f"`coursekit {' '.join(words)}` failed with exit 1: boom")
+
+    monkeypatch.setattr(bench, "_run", fake_run)
+    with pytest.raises(RuntimeError, match="train dense-ae --seed 0 .*boom"):
+        run_comparison("reconstruction-loss", [0, 1, 2], quick=True, jobs=1, progress=False)
+    assert len(calls) < 6  # the remaining runs were cancelled, not all started

@@ -97,7 +97,7 @@ COMPARISONS: dict[str, Comparison] = {c.name: c for c in [
                (Arm("plain", "dense-ae", _PLAIN_32), Arm("sparse", "sparse-ae"), Arm("denoising", "denoising-ae"),
                 Arm("contractive", "contractive-ae")), ("psnr_masked", "train_mse")),
     Comparison("pretraining", "Does greedy layer-wise pretraining make the stacked classifier more accurate than "
-               "the same network from random weights, with 50, 200 or all 1,257 labelled digits (chapter 8)?",
+               "the same network from random weights, with 50, 200 or all 1,259 labelled digits (chapter 8)?",
                ("part1/08_stacked_autoencoder",), "test_accuracy", True,
                tuple(Arm(f"{name} ({labels or 'all'} labels)", recipe, {"labels": labels} if labels else {})
                      for labels in (50, 200, None)
@@ -105,18 +105,28 @@ COMPARISONS: dict[str, Comparison] = {c.name: c for c in [
     Comparison("segmentation", "Which of the five segmentation networks segments the shapes scenes best, "
                "with the same data, budget and loss (chapters 9, 10 and 11)?",
                ("part2/09_fcn", "part2/10_segnet", "part2/11_unet"), "miou", True, _SEGMENTERS,
-               ("pixel_accuracy", "dice", "iou_circle", "iou_square", "iou_triangle", "train_seconds")),
+               ("pixel_accuracy", "dice", "iou_circle", "iou_square", "iou_triangle")),
     Comparison("unet-loss", "With short training (3 epochs), does adding the soft Dice loss to cross-entropy "
                "help U-Net on the rare classes (chapter 11)?", ("part2/11_unet",), "miou", True,
                (Arm("cross-entropy", "unet", {"epochs": 3}), Arm("cross-entropy + Dice", "unet",
                                                                  {"epochs": 3, "loss": "ce+dice"})),
-               ("iou_circle", "iou_square", "iou_triangle", "train_seconds")),
+               ("iou_circle", "iou_square", "iou_triangle")),
 ]}
 
 
+# Which end of each metric a verdict may call better; a metric not listed has no better end.
+_HIGHER = {"test_accuracy", "val_accuracy", "psnr_masked", "psnr_denoised", "miou", "dice", "pixel_accuracy",
+           "iou_background", "iou_circle", "iou_square", "iou_triangle", "box_ap", "box_ap50", "mask_ap", "mask_ap50"}
+_LOWER = {"test_mse", "train_mse", "denoised_test_mse", "pca_test_mse", "jacobian_frobenius_sq", "code_sensitivity",
+          "kl_train", "train_seconds", "max_principal_angle_deg"}
+
+
 def higher_is_better(metric: str) -> bool:
-    """Which end of a metric is good: errors, times and sensitivities are better low."""
-    return not (metric.endswith(("mse", "seconds", "_sq", "sensitivity")) or metric in {"parameters", "kl_train"})
+    """Whether a higher value of ``metric`` is better (accuracies, IoUs, PSNR) or a lower one (errors,
+    sensitivities, times); a ``ValueError`` for a metric with no better end (``rho``, ``labels``, ...)."""
+    if metric in _HIGHER or metric in _LOWER:
+        return metric in _HIGHER
+    raise ValueError(f"{metric!r} has no better end: a verdict compares one of {sorted(_HIGHER | _LOWER)}")
 
 
 def get_comparison(name: str) -> Comparison:
@@ -160,7 +170,9 @@ def run_comparison(name: str, seeds: list[int], *, quick: bool = False, device: 
                    jobs: int = 1, progress: bool = True) -> dict[str, Any]:
     """Train every arm of comparison ``name`` once per seed and return its record (see the module's doc).
 
-    ``jobs`` runs go at once, each with ``cores // jobs`` threads (recorded as ``threads_per_run``).
+    ``jobs`` runs go at once, each with ``cores // jobs`` threads (recorded as ``threads_per_run``); wall
+    times are only comparable between runs of one record made on an otherwise idle machine. The first
+    run that fails stops the bench with its command and error; no record is written.
     """
     from tqdm.auto import tqdm
 
@@ -170,20 +182,24 @@ def run_comparison(name: str, seeds: list[int], *, quick: bool = False, device: 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     runs = [(arm, seed) for arm in comparison.arms for seed in seeds]
     start = time.perf_counter()
-    with ThreadPoolExecutor(jobs) as pool, tqdm(total=len(runs), desc=name, disable=not progress) as bar:
-        def one(run):
-            result = _run(run[0].command(run[1], quick, device), threads)
-            bar.update()
-            return result
-        outcomes = list(pool.map(one, runs))
+    pool = ThreadPoolExecutor(jobs)
+    try:
+        with tqdm(total=len(runs), desc=name, disable=not progress) as bar:
+            futures = [pool.submit(_run, arm.command(seed, quick, device), threads) for arm, seed in runs]
+            for future in futures:
+                future.add_done_callback(lambda _: bar.update())
+            outcomes = [future.result() for future in futures]  # the first failure raises here
+    finally:
+        pool.shutdown(cancel_futures=True)  # after a failure: start no further run
     arms = []
     for arm in comparison.arms:
         done = [(seed, outcome) for (a, seed), outcome in zip(runs, outcomes) if a is arm]
+        common = set.intersection(*(set(metrics) for _, (metrics, _) in done))  # what every seed reported
         arms.append({
             "label": arm.label, "recipe": arm.recipe, "options": dict(arm.options),
             "runs": [{"seed": seed, "command": "coursekit " + shlex.join(arm.command(seed, quick, device)),
                       "metrics": metrics, "wall_seconds": round(seconds, 2)} for seed, (metrics, seconds) in done],
-            "summary": {key: summarise(m[key] for _, (m, _) in done) for key in done[0][1][0]},
+            "summary": {key: summarise(m[key] for _, (m, _) in done) for key in done[0][1][0] if key in common},
         })
     return {
         "comparison": name, "question": comparison.question, "chapters": list(comparison.chapters),
@@ -236,7 +252,10 @@ class Record:
         return s["mean"] - s["std"], s["mean"] + s["std"]
 
     def separated(self, a: str, b: str, metric: str | None = None) -> bool:
-        """Whether the intervals mean ± std of arms ``a`` and ``b`` do not overlap."""
+        """Whether the intervals mean ± std of arms ``a`` and ``b`` do not overlap; never with fewer than
+        two runs of either (one run has no spread to compare with)."""
+        if min(self.summary(a, metric)["n"], self.summary(b, metric)["n"]) < 2:
+            return False
         (a_low, a_high), (b_low, b_high) = self.interval(a, metric), self.interval(b, metric)
         return a_high < b_low or b_high < a_low
 
@@ -250,8 +269,11 @@ class Record:
         """One sentence: which arm is ahead beyond noise, or that the two are within noise, with mean ± std."""
         name = metric or self.metric
         sa, sb = self.summary(a, metric), self.summary(b, metric)
+        seeds = f"{sa['n']} seeds" if sa["n"] == sb["n"] else f"{sa['n']} and {sb['n']} seeds"
         both = (f"{a} {sa['mean']:.{digits}f} ± {sa['std']:.{digits}f}, {b} {sb['mean']:.{digits}f} ± "
-                f"{sb['std']:.{digits}f}, {sa['n']} seeds")
+                f"{sb['std']:.{digits}f}, {seeds}")
+        if min(sa["n"], sb["n"]) < 2:
+            return f"{a} and {b}: too few runs on {name} for a verdict ({both})"
         if self.better(a, b, metric):
             return f"{a} beats {b} on {name} ({both})"
         if self.better(b, a, metric):
@@ -275,7 +297,8 @@ class Record:
                 if m in self.arms[label]["runs"][0]["metrics"]:  # an arm may not report every metric
                     s = self.summary(label, m)
                     rows[label][m] = f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
-        columns = [Column("seeds", "seeds", "{:d}", None)] + [Column(m, m.replace("_", " "), "{}", None) for m in metrics]
+        columns = [Column("seeds", "seeds", "{:d}", None)]
+        columns += [Column(m, m.replace("_", " "), "{}", None) for m in metrics]
         return Table(rows, columns, index="arm")
 
     def __repr__(self) -> str:
@@ -296,5 +319,5 @@ def load_record(name: str, folder: str | os.PathLike | None = None) -> Record:
     return Record(data, path)
 
 
-__all__ = ["Arm", "COMPARISONS", "Comparison", "MIN_SEEDS", "Record", "get_comparison", "higher_is_better", "load_record",
-           "results_dir", "run_comparison", "summarise", "write_record"]
+__all__ = ["Arm", "COMPARISONS", "Comparison", "MIN_SEEDS", "Record", "get_comparison", "higher_is_better",
+           "load_record", "results_dir", "run_comparison", "summarise", "write_record"]

@@ -249,8 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=f"Train a model and report its test metrics.\n\nmodels:\n{names}",
         epilog="Each model takes the options its recipe lists (--epochs, --lr, --batch-size; --code-size for "
-               "autoencoders; --loss, --labels where listed above); another is refused. Progress goes to standard error; with --json the last "
-               "line of standard output is one JSON object of final metrics. --out also writes a JSON sidecar "
+               "autoencoders; --loss, --labels where listed above); another is refused. Progress goes to "
+               "standard error; with --json the last line of standard output is one JSON object of final metrics. --out also writes a JSON sidecar "
                "with the exact command, seed, library versions and metrics. Exit status: 0 done, 1 the run "
                "failed, 2 a usage error.")
     p.add_argument("name", choices=list(RECIPES), metavar="NAME", help="model to train (listed above)")

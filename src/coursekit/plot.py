@@ -221,7 +221,7 @@ def format_results(results: dict[str, dict[str, float]]) -> Table:
 
 
 def seed_spread(values: dict[str, Sequence[float]], ylabel: str, title: str | None = None,
-                higher_is_better: bool | None = True, width: float = 1.1) -> plt.Figure:
+                higher_is_better: bool | None = None, width: float = 1.1) -> plt.Figure:
     """Recorded runs over seeds, one column per arm: every seed's value as a dot, mean ± std as a bar.
 
     ``values`` maps an arm's label to its per-seed values (``bench.Record.values``). Two arms whose bars

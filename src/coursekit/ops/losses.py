@@ -98,6 +98,8 @@ def unet_weight_map(instances: torch.Tensor, w0: float = 10.0, sigma: float = 5.
         w(x) = w_c(x) + w0 · exp(−(d1(x) + d2(x))² / (2σ²))   on background pixels, w_c(x) on objects,
 
     where d1 and d2 are the distances (in pixels) from x to the nearest and the second nearest object.
+    The paper writes the border term for every pixel with distances to cell borders; we use the common
+    variant that adds it on background pixels only, with distances to the objects' masks.
     The thin background gaps between touching objects get weights near w_c + w0, so a network trained
     with this weighted cross-entropy learns to keep them apart. ``instances`` is (K, H, W), one binary
     mask per object (K ≥ 2); ``class_weight`` (H, W) is w_c, which balances class frequencies (default 1).
@@ -105,13 +107,15 @@ def unet_weight_map(instances: torch.Tensor, w0: float = 10.0, sigma: float = 5.
     if instances.dim() != 3 or len(instances) < 2:
         raise ValueError(f"instances must be (K, H, W) masks with K >= 2, got shape {tuple(instances.shape)}")
     k, h, w = instances.shape
-    grid = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij"), -1).reshape(-1, 2).float()
+    rows, cols = torch.arange(h, device=instances.device), torch.arange(w, device=instances.device)
+    grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), -1).reshape(-1, 2).float()
     distance = torch.stack([torch.cdist(grid, grid[m.reshape(-1).bool()]).min(1).values if m.any()
-                            else torch.full((h * w,), float("inf")) for m in instances])  # (K, H·W)
+                            else torch.full((h * w,), float("inf"), device=instances.device)
+                            for m in instances])  # (K, H·W)
     d1, d2 = distance.topk(2, dim=0, largest=False).values
     border = w0 * torch.exp(-((d1 + d2) ** 2) / (2 * sigma ** 2))
     background = ~instances.bool().any(0).reshape(-1)
-    weight = torch.ones(h * w) if class_weight is None else class_weight.reshape(-1).float()
+    weight = torch.ones(h * w, device=instances.device) if class_weight is None else class_weight.reshape(-1).float()
     return (weight + border * background).reshape(h, w)
 
 

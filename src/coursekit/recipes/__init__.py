@@ -134,6 +134,7 @@ CONTRACTIVE = dict(lam=1e-3)                     # weight λ of ‖J_f(x)‖²_F
 def _regularised(**extra) -> dict[str, dict]:
     return _ae(32, 100, 1e-2, 64, dict(code_size=64, epochs=10, lr=3e-3, batch_size=128), **extra)
 
+
 def _stacked(pretrain: bool) -> dict[str, dict]:
     """The stacked AE's settings: in → 2·code → code; ``labels=None`` fine-tunes on every labelled digit."""
     return {k: {**v, "code_size": v["code_size"] // 2, "labels": None, "pretrain": pretrain}

@@ -2,8 +2,9 @@
 
 Each trains on the bundled 8×8 digits (or MNIST / Fashion-MNIST with ``--data mnist|fashion
 --data-root DIR``) and reports ``test_mse``, the squared error per pixel on the test split, pixels in
-[0, 1], and ``psnr_masked``, how well it restores masked test images. ``linear-ae`` also fits PCA with as many components as the code has units and reports its
-``pca_test_mse``: the linear AE should match it, and not beat it by more than the luck of the split.
+[0, 1], and ``psnr_masked``, how well it restores masked test images. ``linear-ae`` also fits PCA
+with as many components as the code has units and reports its ``pca_test_mse``: the linear AE
+should match it, and not beat it by more than the luck of the split.
 The settings come resolved in the ``TrainConfig`` (see ``coursekit.recipes.RECIPES``).
 """
 
