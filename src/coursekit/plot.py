@@ -163,8 +163,8 @@ class Table:
     """A results table: HTML in a notebook and in the built book, plain text anywhere else (``str``).
 
     ``rows`` maps a row name (a model, a setting) to its values. In HTML the best value of every column
-    that has a ``best`` end is bold, numbers are right-aligned, and a wide table scrolls sideways
-    instead of overflowing a narrow page.
+    that has a ``best`` end is bold, numbers are right-aligned and never wrap, and a wide table scrolls
+    sideways instead of overflowing a narrow page.
     """
 
     def __init__(self, rows: dict[str, dict], columns: Sequence[Column], index: str = "model"):
@@ -194,9 +194,9 @@ class Table:
         head = "".join(f'<th style="text-align:right">{html.escape(c.header)}</th>' for c in self.columns)
         body = []
         for i, (name, cells) in enumerate(zip(self.rows, self._cells())):
-            tds = "".join(f'<td style="text-align:right">{f"<strong>{v}</strong>" if i in best[j] else v}</td>'
-                          for j, v in enumerate(cells))
-            body.append(f"<tr><th>{html.escape(str(name))}</th>{tds}</tr>")
+            tds = "".join(f'<td style="text-align:right;white-space:nowrap">'
+                          f'{f"<strong>{v}</strong>" if i in best[j] else v}</td>' for j, v in enumerate(cells))
+            body.append(f'<tr><th style="white-space:nowrap">{html.escape(str(name))}</th>{tds}</tr>')
         return ('<div style="overflow-x:auto"><table class="table coursekit-table">'
                 f"<thead><tr><th>{html.escape(self.index)}</th>{head}</tr></thead>"
                 f"<tbody>{''.join(body)}</tbody></table></div>")
