@@ -320,7 +320,7 @@ def test_linear_ae_on_cuda_reaches_pca_as_on_cpu(digits):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("name", ["linear-ae", "dense-ae", "conv-ae"])
+@pytest.mark.parametrize("name", ["linear-ae", "dense-ae", "deep-ae", "conv-ae"])
 def test_recipes_on_cuda_match_the_cpu_metrics(name):
     from coursekit.recipes import train_recipe
 
@@ -328,3 +328,15 @@ def test_recipes_on_cuda_match_the_cpu_metrics(name):
     assert metrics["cuda"] < MEAN_IMAGE_MSE
     # float32 on both devices (no autocast for autoencoders); conv-ae's TF32 convolutions drift the most
     assert metrics["cuda"] == pytest.approx(metrics["cpu"], rel=0.1), metrics
+
+
+def test_deep_ae_recipe_records_the_architecture_it_trained():
+    """``deep-ae``'s result config rebuilds its model (hidden layer, tanh) exactly: the sidecar can reload it."""
+    from coursekit.recipes import RECIPES, train_recipe
+
+    result = train_recipe("deep-ae", quick=True, device="cpu", code_size=3, epochs=1)
+    assert result.config == {"in_features": 64, "code_size": 3, "hidden": (128,), "activation": "tanh"}
+    rebuilt = RECIPES["deep-ae"].build(**result.config)
+    rebuilt.load_state_dict(result.model.state_dict())  # same parameter names and shapes
+    x = torch.rand(5, 64)
+    assert torch.equal(rebuilt.eval()(x), result.model.cpu().eval()(x))

@@ -86,6 +86,11 @@ COMPARISONS: dict[str, Comparison] = {c.name: c for c in [
                "squared error or on cross-entropy (chapter 1)?", ("part1/01_plain_autoencoder",), "test_mse", False,
                (Arm("squared error", "dense-ae"), Arm("cross-entropy", "dense-ae", {"loss": "bce"})),
                ("train_mse",)),
+    Comparison("nonlinear-vs-linear", "Does a non-linear autoencoder (a hidden layer of 128 tanh units on each "
+               "side) reconstruct test digits better than the linear one, which reaches PCA, at code sizes 1, 16 "
+               "and 32 (chapter 2)?", ("part1/02_linear_ae_pca",), "test_mse", False,
+               tuple(Arm(f"{name}, k = {k}", recipe, {"code_size": k}) for k in (1, 16, 32)
+                     for name, recipe in (("linear", "linear-ae"), ("non-linear", "deep-ae")))),
     Comparison("conv-vs-dense", "With the same 16-number code and 60 epochs, does the convolutional autoencoder "
                "reconstruct better than the dense one (chapter 4)?", ("part1/04_conv_autoencoder",), "test_mse",
                False, (Arm("dense", "dense-ae", {"epochs": 60}), Arm("convolutional", "conv-ae", {"epochs": 60})),

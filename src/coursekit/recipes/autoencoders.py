@@ -1,4 +1,4 @@
-"""Trainers of Part I's first recipes: ``linear-ae``, ``dense-ae`` and ``conv-ae``.
+"""Trainers of Part I's first recipes: ``linear-ae``, ``dense-ae``, ``deep-ae`` and ``conv-ae``.
 
 Each trains on the bundled 8×8 digits (or MNIST / Fashion-MNIST with ``--data mnist|fashion
 --data-root DIR``) and reports ``test_mse``, the squared error per pixel on the test split, pixels in
@@ -75,11 +75,14 @@ def train_linear_ae(config: TrainConfig) -> TrainResult:
 
 
 def train_dense_ae(config: TrainConfig) -> TrainResult:
+    """``dense-ae`` (the lecture's one-layer sigmoid AE) and ``deep-ae`` (its ``hidden`` layers and
+    ``activation`` from the recipe's settings)."""
     split = load_split(config, flat=True)
-    model = dense_ae(split.x_train.shape[1], config["code_size"])
+    arch = {"in_features": split.x_train.shape[1], "code_size": config["code_size"],
+            **{key: config.settings[key] for key in ("hidden", "activation") if key in config.settings}}
+    model = dense_ae(**arch)
     history = train_with(model, split, config)
-    return TrainResult(model, {"in_features": model.in_features, "code_size": config["code_size"]},
-                       reconstruction_metrics(model, split, config.seed), history)
+    return TrainResult(model, arch, reconstruction_metrics(model, split, config.seed), history)
 
 
 def train_conv_ae(config: TrainConfig) -> TrainResult:
