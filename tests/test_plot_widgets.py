@@ -76,3 +76,20 @@ def test_knob_demo_draws_every_value_and_a_slider_that_needs_no_kernel(monkeypat
 def test_player_html_needs_a_label_per_frame():
     with pytest.raises(ValueError, match="2 labels for 1 frames"):
         player_html("k", ["a", "b"], [b"png"])
+
+
+def test_neighbour_correlation_tells_smooth_filters_from_speckle():
+    """A ramp's neighbours correlate perfectly, independent noise's hardly; unused inputs are left out."""
+    import numpy as np
+
+    from coursekit.metrics.filters import neighbour_correlation
+
+    ramp = np.add.outer(np.arange(8.0), np.arange(8.0)).reshape(1, 64).repeat(3, 0) * np.array([[1.0], [2.0], [-1.0]])
+    assert neighbour_correlation(ramp) == pytest.approx(1.0)
+    noise = np.random.default_rng(0).standard_normal((200, 64))
+    assert abs(neighbour_correlation(noise)) < 0.05
+    spoilt = ramp.copy()
+    spoilt[:, 0] = 100.0  # one wild corner pixel: flagged unused, it changes nothing
+    unused = np.zeros(64, bool)
+    unused[0] = True
+    assert neighbour_correlation(spoilt) < 0.99 and neighbour_correlation(spoilt, unused=unused) == pytest.approx(1.0)

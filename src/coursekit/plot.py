@@ -326,20 +326,3 @@ def filter_mosaics(weights: dict[str, torch.Tensor | np.ndarray], shape: tuple[i
     fig.tight_layout()
     return fig
 
-
-def neighbour_correlation(weights: torch.Tensor | np.ndarray, shape: tuple[int, int] = (8, 8),
-                          unused: torch.Tensor | np.ndarray | None = None) -> float:
-    """How smooth the filters of ``filter_mosaics`` are, in one number: the correlation between each weight
-    and its right and lower neighbours on the ``shape`` grid, per filter (row of ``weights``), averaged.
-
-    Near 0 for speckled filters whose neighbouring weights are unrelated, towards 1 for smooth patches.
-    Pairs that touch an ``unused`` input (see ``filter_mosaics``) are left out.
-    """
-    W = weights.detach().double().cpu().numpy() if isinstance(weights, torch.Tensor) else np.asarray(weights, float)
-    W = W.reshape(len(W), *shape)
-    used = np.ones(shape, bool) if unused is None else ~np.asarray(unused, dtype=bool).reshape(shape)
-    right, down = used[:, :-1] & used[:, 1:], used[:-1] & used[1:]
-    a = np.concatenate([W[:, :, :-1][:, right], W[:, :-1][:, down]], axis=1)
-    b = np.concatenate([W[:, :, 1:][:, right], W[:, 1:][:, down]], axis=1)
-    a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
-    return float(((a * b).sum(1) / np.sqrt((a ** 2).sum(1) * (b ** 2).sum(1))).mean())
