@@ -7,6 +7,7 @@ import pytest
 import torch
 
 os.environ.setdefault("COURSEKIT_QUICK", "1")
+os.environ.pop("COURSEKIT_DATA", None)  # the tests choose their data themselves (tests/test_real_data.py)
 matplotlib.use("Agg")
 
 

@@ -1,8 +1,8 @@
-import struct
-
 import numpy as np
 import pytest
 import torch
+
+from real_files import write_idx
 
 from coursekit.data import (CLASSES, Batches, ShapesDetection, ShapesSegmentation, Split, detection_collate,
                             load_digits_split, load_mnist, load_shapes_split, make_scene)
@@ -159,16 +159,6 @@ def test_segmentation_and_detection_datasets():
         seg[10]
 
 
-def _write_idx(path, array):
-    """IDX format: magic 0x00000803 (unsigned bytes, 3 dims), big-endian sizes, then the bytes."""
-    dims = array.shape
-    magic = 0x08 << 8 | len(dims)
-    with open(path, "wb") as f:
-        f.write(struct.pack(">I", magic))
-        f.write(struct.pack(">" + "I" * len(dims), *dims))
-        f.write(array.astype(">u1").tobytes())
-
-
 @pytest.mark.parametrize("kind, folder", [("mnist", "MNIST"), ("fashion", "FashionMNIST")])
 def test_mnist_loaders_read_real_idx_files(tmp_path, kind, folder):
     raw = tmp_path / folder / "raw"
@@ -178,10 +168,10 @@ def test_mnist_loaders_read_real_idx_files(tmp_path, kind, folder):
     train_y = rng.integers(0, 10, size=60, dtype=np.uint8)
     test_x = rng.integers(0, 256, size=(12, 28, 28), dtype=np.uint8)
     test_y = rng.integers(0, 10, size=12, dtype=np.uint8)
-    _write_idx(raw / "train-images-idx3-ubyte", train_x)
-    _write_idx(raw / "train-labels-idx1-ubyte", train_y)
-    _write_idx(raw / "t10k-images-idx3-ubyte", test_x)
-    _write_idx(raw / "t10k-labels-idx1-ubyte", test_y)
+    write_idx(raw / "train-images-idx3-ubyte", train_x)
+    write_idx(raw / "train-labels-idx1-ubyte", train_y)
+    write_idx(raw / "t10k-images-idx3-ubyte", test_x)
+    write_idx(raw / "t10k-labels-idx1-ubyte", test_y)
     split = load_mnist(tmp_path, kind, val_fraction=1 / 6)
     assert split.x_train.shape == (50, 784) and split.x_val.shape == (10, 784)
     assert torch.allclose(split.x_test, torch.from_numpy(test_x).float().flatten(1) / 255)

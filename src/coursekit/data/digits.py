@@ -6,6 +6,7 @@ shapes scenes with their masks); ``Split.loader`` batches one of them with ``Bat
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,23 @@ class Split:
     y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    name: str = "digits"  # which dataset: digits, mnist, fashion, shapes, pets
+    classes: tuple[str, ...] = tuple("0123456789")  # the names of the labels (or of the mask's classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """One image's (channels, height, width); flat vectors of D pixels are square grey images."""
+        if self.x_train.dim() > 2:
+            return tuple(self.x_train.shape[1:])
+        side = math.isqrt(self.x_train.shape[1])
+        if side * side != self.x_train.shape[1]:
+            raise ValueError(f"{self.x_train.shape[1]} pixels per vector do not make a square image")
+        return 1, side, side
+
+    @property
+    def pixels(self) -> int:
+        """Numbers per image: what a dense autoencoder's input and output layers have (64 for the digits)."""
+        return math.prod(self.image_shape)
 
     def dataset(self, split: str) -> TensorDataset:
         """The ``(x, y)`` TensorDataset of ``split`` ('train', 'val' or 'test')."""

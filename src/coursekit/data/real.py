@@ -15,6 +15,8 @@ import torch
 from coursekit.data.digits import Split
 
 _MNIST_LIKE = {"mnist": "MNIST", "fashion": "FashionMNIST"}  # torchvision's classes, imported when used
+FASHION_CLASSES = ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+                   "ankle boot")
 
 
 def load_mnist(root: str | Path, kind: str = "mnist", *, download: bool = False, flat: bool = True,
@@ -51,4 +53,5 @@ def load_mnist(root: str | Path, kind: str = "mnist", *, download: bool = False,
     if limit is not None:
         train_idx = train_idx[:limit]
     x_test, y_test = tensors(test)
-    return Split(x[train_idx], y[train_idx], x[val_idx], y[val_idx], x_test, y_test)
+    classes = FASHION_CLASSES if kind == "fashion" else tuple("0123456789")
+    return Split(x[train_idx], y[train_idx], x[val_idx], y[val_idx], x_test, y_test, name=kind, classes=classes)

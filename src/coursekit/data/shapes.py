@@ -179,4 +179,4 @@ def load_shapes_split(n_train: int = 2000, n_val: int = 200, n_test: int = 500, 
     ``n_train`` is, and never overlap the training scenes.
     """
     return Split(*_stack(n_train, size, 3 * seed), *_stack(n_val, size, 3 * seed + 1),
-                 *_stack(n_test, size, 3 * seed + 2))
+                 *_stack(n_test, size, 3 * seed + 2), name="shapes", classes=CLASSES)

@@ -67,7 +67,7 @@ def train_segmentation(model: nn.Module, split: Split, *, epochs: int, lr: float
         return criterion(m(x), y)
 
     def metrics(m: nn.Module, loader) -> dict[str, float]:
-        cm = ConfusionMatrix(len(CLASSES))
+        cm = ConfusionMatrix(len(split.classes))
         for x, y in loader:
             with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp and x.device.type == "cuda"):
                 cm.update(m(x), y)
@@ -85,18 +85,19 @@ def train_and_test(builders: dict[str, Callable[..., nn.Module]], split: Split, 
                    **train_kwargs) -> tuple[dict[str, nn.Module], dict[str, dict[str, float]]]:
     """Train one model per builder on ``split`` (same seed, same budget), then test each.
 
-    Returns the trained models and, per name, the test metrics (``summary(CLASSES)``) with ``seconds``
+    Returns the trained models and, per name, the test metrics (``summary(split.classes)``) with ``seconds``
     (training wall time) and ``params``: the rows of ``coursekit.plot.format_results``. Each model is
     built and trained inside ``seeded(seed)``, so the order of ``builders`` does not matter.
     """
     models, results = {}, {}
     for name, build in builders.items():
         with seeded(seed):
-            models[name] = build(num_classes=len(CLASSES))
+            models[name] = build(num_classes=len(split.classes))
             start = time.perf_counter()
             train_segmentation(models[name], split, epochs=epochs, device=device, progress=False, seed=seed,
                                **train_kwargs)
             seconds = time.perf_counter() - start
-        results[name] = {**evaluate(models[name], split.x_test, split.y_test, device=device).summary(CLASSES),
+        cm = evaluate(models[name], split.x_test, split.y_test, len(split.classes), device=device)
+        results[name] = {**cm.summary(split.classes),
                          "seconds": seconds, "params": count_parameters(models[name])}
     return models, results
