@@ -98,7 +98,8 @@ def test_one_seed_reruns_in_quick_form(name, tmp_path):
     again = json.loads(path.read_text())
     assert again["quick"] and again["seeds"] == [seed]
     for old, new, spec in zip(recorded["arms"], again["arms"], COMPARISONS[name].arms):
-        assert new["label"] == old["label"] and set(new["summary"]) == set(old["summary"])
+        # every metric the record holds is still reported (a metric added to the recipes since may be new)
+        assert new["label"] == old["label"] and set(old["summary"]) <= set(new["summary"])
         assert new["runs"][0]["command"] == "coursekit " + shlex.join(spec.command(seed, quick=True, device="cpu"))
 
 

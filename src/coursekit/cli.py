@@ -184,6 +184,13 @@ def _positive(kind):
     return parse
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 GRADE_HELP = """\
 Grade a folder of submitted notebooks against the key (the instructor's solutions/) and write
 grades.csv, grades.json and one feedback file per student into --out.
@@ -249,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=f"Train a model and report its test metrics.\n\nmodels:\n{names}",
         epilog="Each model takes the options its recipe lists (--epochs, --lr, --batch-size; --code-size for "
-               "autoencoders; --loss, --labels where listed above); another is refused. Progress goes to "
+               "autoencoders; --loss, --labels, --noise, --level, --upsample where listed above); another is refused. Progress goes to "
                "standard error; with --json the last line of standard output is one JSON object of final metrics. --out also writes a JSON sidecar "
                "with the exact command, seed, library versions and metrics. Exit status: 0 done, 1 the run "
                "failed, 2 a usage error.")
@@ -263,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   "segmentation models (default ce)")
     p.add_argument("--labels", type=_positive(int), help="labelled digits the classifier is fine-tuned on, "
                    "stacked-ae and scratch-classifier only (default: all)")
+    p.add_argument("--noise", help="denoising-ae's corruption: gaussian, masking (default) or salt_and_pepper")
+    p.add_argument("--level", type=_non_negative, help="denoising-ae's corruption level: a probability in [0, 1], or σ for gaussian")
+    p.add_argument("--upsample", help="conv-ae's decoder: transposed (default) or resize (then a convolution)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: $COURSEKIT_DEVICE or auto)")
     p.add_argument("--data", help="dataset: digits (default) / mnist / fashion for Part I, with --data-root for "
@@ -275,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from coursekit.bench import COMPARISONS, MIN_SEEDS
 
-    comparisons = "\n".join(f"  {c.name:14s} {', '.join(a.label for a in c.arms)}: {c.metric}"
+    comparisons = "\n".join(f"  {c.name:20s} by {c.metric}: {' | '.join(a.label for a in c.arms)}"
                              for c in COMPARISONS.values())
     p = sub.add_parser(
         "bench", help="train the arms of a comparison over several seeds and record mean ± std",
@@ -283,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train every arm of each named comparison once per seed, each run the exact `coursekit "
                     "train ... --json` command a reader could type, and write OUT/NAME.json: the commands, "
                     "every seed's metrics and wall time, mean and sample std per metric, versions, device."
-                    f"\n\ncomparisons (arms: deciding metric):\n{comparisons}",
+                    f"\n\ncomparisons (the deciding metric: the arms):\n{comparisons}",
         epilog=f"Chapters claim an ordering only where the arms' mean ± std intervals do not overlap; a record "
                f"they rely on has at least {MIN_SEEDS} seeds. Example: coursekit bench segmentation --seeds 0 1 2 "
                "3 4 --jobs 2. Exit status: 0 done, 1 a run failed, 2 a usage error.")

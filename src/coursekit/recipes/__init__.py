@@ -21,7 +21,7 @@ from coursekit.errors import UsageError
 
 # The settings the command line can change, as its options spell them.
 OPTIONS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size", "code_size": "--code-size",
-           "loss": "--loss", "labels": "--labels"}
+           "loss": "--loss", "labels": "--labels", "noise": "--noise", "level": "--level", "upsample": "--upsample"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,9 @@ def _ae_quick(digits_epochs: int, mnist_epochs: int, **extra) -> dict[str, dict]
 _AE_OPTIONS = ("epochs", "lr", "batch_size", "code_size")
 SPARSE = dict(rho=0.05, beta=0.03)             # target mean activation ρ, weight β of the KL term
 DENOISING = dict(noise="masking", level=0.3)     # the corruption q(x̃ | x) and its level
+# Each corruption at the level chapter 6 trains its denoiser at; every autoencoder recipe reports the PSNR
+# of its reconstructions of test images corrupted so (psnr_gaussian, psnr_masked, psnr_salt_and_pepper).
+NOISE_LEVELS = {"gaussian": 0.3, "masking": 0.3, "salt_and_pepper": 0.2}
 CONTRACTIVE = dict(lam=1e-3)                     # weight λ of ‖J_f(x)‖²_F
 
 
@@ -169,13 +172,14 @@ RECIPES: dict[str, Recipe] = _recipes(
                activation="tanh"), _ae_quick(10, 3), _AE_OPTIONS),
     Recipe("conv-ae", "convolutional autoencoder: normalised input, ReLU, sigmoid on the last convolution",
            "conv_ae", "autoencoders:train_conv_ae",
-           _ae(16, 100, 1e-2, 64, dict(code_size=196, epochs=10, lr=3e-3, batch_size=128)),
-           _ae_quick(20, 3), _AE_OPTIONS),
+           _ae(16, 100, 1e-2, 64, dict(code_size=196, epochs=10, lr=3e-3, batch_size=128), upsample="transposed"),
+           _ae_quick(20, 3), (*_AE_OPTIONS, "upsample"), {"upsample": ("transposed", "resize")}),
     Recipe("sparse-ae", f"sparse autoencoder: β Σ KL(ρ‖ρ̂_j), ρ = {SPARSE['rho']}, β = {SPARSE['beta']}, ρ̂ per batch",
            "dense_ae", "regularized:train_sparse_ae", _regularised(**SPARSE), _ae_quick(2, 2), _AE_OPTIONS),
     Recipe("denoising-ae", f"denoising autoencoder: {DENOISING['noise']} noise at {DENOISING['level']}, loss "
-           "against the clean x", "dense_ae", "regularized:train_denoising_ae", _regularised(**DENOISING),
-           _ae_quick(2, 2), _AE_OPTIONS),
+           "against the clean x (--noise gaussian|masking|salt_and_pepper, --level)", "dense_ae",
+           "regularized:train_denoising_ae", _regularised(**DENOISING), _ae_quick(2, 2),
+           (*_AE_OPTIONS, "noise", "level"), {"noise": tuple(NOISE_LEVELS)}),
     Recipe("contractive-ae", f"contractive autoencoder: λ ‖J_f(x)‖²_F, λ = {CONTRACTIVE['lam']} (closed form for "
            "its sigmoid encoder)", "dense_ae", "regularized:train_contractive_ae", _regularised(**CONTRACTIVE),
            _ae_quick(2, 2), _AE_OPTIONS),

@@ -23,7 +23,7 @@ from coursekit.models import count_parameters
 from coursekit.models.autoencoders import conv_ae, dense_ae, linear_ae
 from coursekit.models.pca import PCA, principal_angles
 from coursekit.ops.corruption import corrupt
-from coursekit.recipes import DENOISING, TrainConfig, TrainResult
+from coursekit.recipes import NOISE_LEVELS, TrainConfig, TrainResult
 
 
 def load_split(config: TrainConfig, flat: bool) -> Split:
@@ -36,17 +36,19 @@ def load_split(config: TrainConfig, flat: bool) -> Split:
 
 
 def reconstruction_metrics(model: torch.nn.Module, split: Split, seed: int) -> dict[str, float]:
-    """``test_mse`` and ``train_mse`` (squared error per pixel), the number of parameters, and
-    ``psnr_masked``: PSNR of the clean test images against their reconstructions from a masked copy
-    (the denoising recipe's corruption, ``DENOISING``, drawn with seed ``seed + 1``), which every
-    autoencoder recipe reports so that their robustness compares."""
-    kind, level = DENOISING["noise"], DENOISING["level"]
-    noisy = corrupt(split.x_test, kind, level, torch.Generator().manual_seed(seed + 1))
+    """``test_mse`` and ``train_mse`` (squared error per pixel), the number of parameters, and, for each
+    corruption of ``NOISE_LEVELS`` at its level, the PSNR of the clean test images against their
+    reconstructions from a corrupted copy (``psnr_gaussian``, ``psnr_masked``, ``psnr_salt_and_pepper``;
+    noise drawn with seed ``seed + 1``), which every autoencoder recipe reports so that their robustness
+    compares."""
     model.eval()
-    with torch.no_grad():
-        restored = model(noisy.to(next(model.parameters()).device)).cpu()
-    return {"test_mse": evaluate_mse(model, split.x_test), "train_mse": evaluate_mse(model, split.x_train),
-            "psnr_masked": psnr(restored, split.x_test), "parameters": float(count_parameters(model))}
+    metrics = {"test_mse": evaluate_mse(model, split.x_test), "train_mse": evaluate_mse(model, split.x_train)}
+    for kind, level in NOISE_LEVELS.items():
+        noisy = corrupt(split.x_test, kind, level, torch.Generator().manual_seed(seed + 1))
+        with torch.no_grad():
+            restored = model(noisy.to(next(model.parameters()).device)).cpu()
+        metrics["psnr_masked" if kind == "masking" else f"psnr_{kind}"] = psnr(restored, split.x_test)
+    return {**metrics, "parameters": float(count_parameters(model))}
 
 
 def train_with(model: torch.nn.Module, split: Split, config: TrainConfig, **regulariser: Any):
@@ -93,7 +95,7 @@ def train_conv_ae(config: TrainConfig) -> TrainResult:
         raise UsageError(f"conv-ae's code is a map of {height // 4}×{width // 4} cells: --code-size must be a "
                          f"multiple of {cells}, got {config['code_size']}")
     arch = {"in_channels": channels, "code_channels": config["code_size"] // cells, "channels": [16, 32],
-            "upsample": "transposed", "mean": float(split.x_train.mean()), "std": float(split.x_train.std())}
+            "upsample": config["upsample"], "mean": float(split.x_train.mean()), "std": float(split.x_train.std())}
     model = conv_ae(**arch)
     history = train_with(model, split, config)
     return TrainResult(model, arch, reconstruction_metrics(model, split, config.seed), history)

@@ -25,6 +25,7 @@ from coursekit.models.stacked import stacked_classifier
 from coursekit.ops.corruption import Corruption, corrupt
 from coursekit.ops.penalties import (code_sensitivity, contractive_penalty, dataset_rho_hat, jacobian_frobenius,
                                      kl_sparsity, sparse_penalty)
+from coursekit.errors import UsageError
 from coursekit.recipes import TrainConfig, TrainResult
 from coursekit.recipes.autoencoders import load_split, reconstruction_metrics, train_with
 
@@ -48,6 +49,8 @@ def train_sparse_ae(config: TrainConfig) -> TrainResult:
 
 def train_denoising_ae(config: TrainConfig) -> TrainResult:
     kind, level = config["noise"], config["level"]
+    if kind != "gaussian" and level > 1:
+        raise UsageError(f"denoising-ae: --level is a probability for {kind} noise, in [0, 1], not {level}")
     model, split, arch, history = _train_dense(config, corrupt=Corruption(kind, level))
     noisy = corrupt(split.x_test, kind, level, torch.Generator().manual_seed(config.seed + 1))
     with torch.no_grad():
