@@ -4,6 +4,7 @@ segmentation mosaics, the segmentation results table and the spread of recorded 
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -11,8 +12,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib import colors as mcolors
-
-from coursekit.data import CLASSES
 
 # One colour per class id; index 0 (background) is transparent in overlays.
 CLASS_COLOURS = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48],
@@ -214,10 +213,12 @@ class Table:
 
 def format_results(results: dict[str, dict[str, float]]) -> Table:
     """The segmentation results table, one row per model: parameters, training seconds, pixel accuracy,
-    mIoU, Dice and the IoU of each class (keys as ``coursekit.engine.train_and_test`` returns them)."""
+    mIoU, Dice and the IoU of each class (keys as ``coursekit.engine.train_and_test`` returns them: the
+    ``iou_<class>`` keys, in their order, give the class columns, so any dataset's classes show)."""
+    classes = dict.fromkeys(k[len("iou_"):] for r in results.values() for k in r if k.startswith("iou_"))
     return Table(results, [Column("params", "params", "{:,d}", "min"), Column("seconds", "train s", "{:.1f}", "min"),
                            Column("pixel_accuracy", "pixel acc"), Column("miou", "mIoU"), Column("dice", "Dice"),
-                           *(Column(f"iou_{c}", f"IoU {c}") for c in CLASSES)])
+                           *(Column(f"iou_{c}", f"IoU {c}") for c in classes)])
 
 
 def seed_spread(values: dict[str, Sequence[float]], ylabel: str, title: str | None = None,
@@ -294,18 +295,19 @@ def show_predictions(images: torch.Tensor, columns: dict[str, torch.Tensor], pan
     return fig
 
 
-def filter_mosaics(weights: dict[str, torch.Tensor | np.ndarray], shape: tuple[int, int] = (8, 8), ncols: int = 8,
-                   unused: torch.Tensor | np.ndarray | None = None, gap: int = 1, panel: float = 3.2,
+def filter_mosaics(weights: dict[str, torch.Tensor | np.ndarray], shape: tuple[int, int] | None = None,
+                   ncols: int = 8, unused: torch.Tensor | np.ndarray | None = None, gap: int = 1, panel: float = 3.2,
                    background: tuple[float, float, float] = (0.62, 0.75, 0.88)) -> plt.Figure:
     """Encoder filters side by side, one panel per model, as Vincent et al. (2008) show them.
 
     ``weights[name]`` is a (k, n) weight matrix (``nn.Linear`` storage: row j feeds code unit j); each row
-    becomes a ``shape`` tile, the tiles ``ncols`` to a row with ``gap`` pixels of ``background`` between
-    them. A tile is divided by its largest |weight|, so 0 is mid-grey, the strongest positive weight
-    white and the strongest negative black. ``unused`` marks inputs whose weights cannot matter (pixels
-    that are constant over the training set): they are left out of the scaling and drawn in ``background``.
+    becomes a ``shape`` tile (square by default: 8×8 for n = 64, 28×28 for n = 784), the tiles ``ncols``
+    to a row with ``gap`` pixels of ``background`` between them. A tile is divided by its largest
+    |weight|, so 0 is mid-grey, the strongest positive weight white and the strongest negative black.
+    ``unused`` marks inputs whose weights cannot matter (pixels that are constant over the training set):
+    they are left out of the scaling and drawn in ``background``.
     """
-    h, w = shape
+    h, w = shape or (math.isqrt(next(iter(weights.values())).shape[1]),) * 2
     nrows = -(-max(len(W) for W in weights.values()) // ncols)
     height = panel * (nrows * (h + gap) + gap) / (ncols * (w + gap) + gap) + 0.35
     fig, axes = plt.subplots(1, len(weights), figsize=(panel * len(weights), height), squeeze=False)
