@@ -39,7 +39,8 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 64,
 
 def evaluate(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, num_classes: int = len(CLASSES),
              batch_size: int = 64, device: torch.device | str | None = None) -> ConfusionMatrix:
-    """One dataset-level confusion matrix of ``model`` on (images, masks); read ``.summary(CLASSES)``."""
+    """One dataset-level confusion matrix of ``model`` on (images, masks) with ``num_classes`` classes (the
+    split's ``len(split.classes)``; the default is the shapes' four); read ``.summary(split.classes)``."""
     cm = ConfusionMatrix(num_classes)
     for start in range(0, len(images), batch_size):
         cm.update(predict(model, images[start:start + batch_size], batch_size, device),
