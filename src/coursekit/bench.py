@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from coursekit.errors import UsageError
-from coursekit.recipes import OPTIONS, get_recipe
+from coursekit.recipes import NOISE_LEVELS, OPTIONS, get_recipe
 
 # The records that ship with the course (``results/`` at the repository's root) unless $COURSEKIT_RESULTS
 # names another folder.
@@ -89,18 +89,30 @@ COMPARISONS: dict[str, Comparison] = {c.name: c for c in [
     Comparison("nonlinear-vs-linear", "Does a non-linear autoencoder (a hidden layer of 128 tanh units on each "
                "side) reconstruct test digits better than the linear one, which reaches PCA, at code sizes 1, 16 "
                "and 32 (chapter 2)?", ("part1/02_linear_ae_pca",), "test_mse", False,
-               tuple(Arm(f"{name}, k = {k}", recipe, {"code_size": k}) for k in (1, 16, 32)
+               tuple(Arm(f"{name}, k = {k}", recipe, {"code_size": k}) for k in (1, 2, 4, 8, 16, 32)
                      for name, recipe in (("linear", "linear-ae"), ("non-linear", "deep-ae")))),
     Comparison("conv-vs-dense", "With the same 16-number code and 60 epochs, does the convolutional autoencoder "
-               "reconstruct better than the dense one (chapter 4)?", ("part1/04_conv_autoencoder",), "test_mse",
-               False, (Arm("dense", "dense-ae", {"epochs": 60}), Arm("convolutional", "conv-ae", {"epochs": 60})),
+               "reconstruct better than the dense one, and does its decoder upsample better by transposed "
+               "convolutions or by resizing then convolving (chapter 4)?", ("part1/04_conv_autoencoder",),
+               "test_mse", False, (Arm("dense", "dense-ae", {"epochs": 60}), Arm("convolutional", "conv-ae",
+                                                                                {"epochs": 60}),
+                                   Arm("convolutional, resize", "conv-ae", {"epochs": 60, "upsample": "resize"})),
                ("train_mse", "parameters")),
-    Comparison("regularisers", "What does each regulariser cost in reconstruction of clean digits, and does it "
-               "restore masked digits better than the plain autoencoder (chapters 5, 6 and 7)?",
+    Comparison("regularisers", "What does each regulariser cost in reconstruction of clean digits, does it "
+               "restore masked digits better than the plain autoencoder, and are its codes better features for "
+               "a linear classifier (chapters 5, 6 and 7)?",
                ("part1/05_sparse_autoencoder", "part1/06_denoising_autoencoder", "part1/07_contractive_autoencoder"),
                "test_mse", False,
                (Arm("plain", "dense-ae", _PLAIN_32), Arm("sparse", "sparse-ae"), Arm("denoising", "denoising-ae"),
-                Arm("contractive", "contractive-ae")), ("psnr_masked", "train_mse")),
+                Arm("contractive", "contractive-ae")),
+               ("psnr_masked", "train_mse", "probe_accuracy", "probe_accuracy_50", "probe_masked", "filter_smoothness")),
+    Comparison("denoising-noise", "Trained on Gaussian, masking or salt-and-pepper noise, does each denoising "
+               "autoencoder restore test digits corrupted by its own noise better than the plain autoencoder "
+               "(chapter 6)?", ("part1/06_denoising_autoencoder",), "psnr_masked", True,
+               (Arm("plain", "dense-ae", _PLAIN_32),
+                *(Arm(f"denoising, {kind.replace('_', ' ')}", "denoising-ae", {"noise": kind, "level": level})
+                  for kind, level in NOISE_LEVELS.items())),
+               ("psnr_gaussian", "psnr_salt_and_pepper", "test_mse", "probe_accuracy", "probe_masked")),
     Comparison("pretraining", "Does greedy layer-wise pretraining make the stacked classifier more accurate than "
                "the same network from random weights, with 50, 200 or all 1,259 labelled digits (chapter 8)?",
                ("part1/08_stacked_autoencoder",), "test_accuracy", True,
@@ -120,7 +132,8 @@ COMPARISONS: dict[str, Comparison] = {c.name: c for c in [
 
 
 # Which end of each metric a verdict may call better; a metric not listed has no better end.
-_HIGHER = {"test_accuracy", "val_accuracy", "psnr_masked", "psnr_denoised", "miou", "dice", "pixel_accuracy",
+_HIGHER = {"test_accuracy", "val_accuracy", "psnr_masked", "psnr_gaussian", "psnr_salt_and_pepper", "probe_accuracy",
+           "probe_accuracy_50", "probe_masked", "psnr_denoised", "miou", "dice", "pixel_accuracy",
            "iou_background", "iou_circle", "iou_square", "iou_triangle", "box_ap", "box_ap50", "mask_ap", "mask_ap50"}
 _LOWER = {"test_mse", "train_mse", "denoised_test_mse", "pca_test_mse", "jacobian_frobenius_sq", "code_sensitivity",
           "kl_train", "train_seconds", "max_principal_angle_deg"}

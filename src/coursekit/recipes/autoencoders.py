@@ -18,6 +18,8 @@ import torch
 from coursekit.data import Split, load_digits_split, load_mnist
 from coursekit.engine import refine_lbfgs, train_autoencoder
 from coursekit.errors import UsageError
+from coursekit.metrics.classification import linear_probe_accuracy
+from coursekit.metrics.filters import neighbour_correlation
 from coursekit.metrics.reconstruction import evaluate_mse, mse, psnr
 from coursekit.models import count_parameters
 from coursekit.models.autoencoders import conv_ae, dense_ae, linear_ae
@@ -36,18 +38,37 @@ def load_split(config: TrainConfig, flat: bool) -> Split:
 
 
 def reconstruction_metrics(model: torch.nn.Module, split: Split, seed: int) -> dict[str, float]:
-    """``test_mse`` and ``train_mse`` (squared error per pixel), the number of parameters, and, for each
-    corruption of ``NOISE_LEVELS`` at its level, the PSNR of the clean test images against their
-    reconstructions from a corrupted copy (``psnr_gaussian``, ``psnr_masked``, ``psnr_salt_and_pepper``;
-    noise drawn with seed ``seed + 1``), which every autoencoder recipe reports so that their robustness
-    compares."""
+    """What every autoencoder recipe reports, so that their runs compare:
+
+    * ``test_mse`` and ``train_mse``, the squared error per pixel, and the number of ``parameters``;
+    * for each corruption of ``NOISE_LEVELS`` at its level, the PSNR of the clean test images against
+      their reconstructions from a corrupted copy (``psnr_gaussian``, ``psnr_masked``,
+      ``psnr_salt_and_pepper``; noise drawn with seed ``seed + 1``);
+    * the codes as features: the test accuracy of a linear probe (``linear_probe_accuracy``) trained on
+      the codes of all training images (``probe_accuracy``) or of the first 50 (``probe_accuracy_50``),
+      and of the first tested on the codes of the masked test images (``probe_masked``);
+    * for an encoder whose first layer is dense, how smooth its filters are (``filter_smoothness``,
+      ``neighbour_correlation`` of the weights on the image grid, pixels constant in training left out).
+    """
     model.eval()
+    device = next(model.parameters()).device
     metrics = {"test_mse": evaluate_mse(model, split.x_test), "train_mse": evaluate_mse(model, split.x_train)}
-    for kind, level in NOISE_LEVELS.items():
-        noisy = corrupt(split.x_test, kind, level, torch.Generator().manual_seed(seed + 1))
-        with torch.no_grad():
-            restored = model(noisy.to(next(model.parameters()).device)).cpu()
-        metrics["psnr_masked" if kind == "masking" else f"psnr_{kind}"] = psnr(restored, split.x_test)
+    corrupted = {kind: corrupt(split.x_test, kind, level, torch.Generator().manual_seed(seed + 1))
+                 for kind, level in NOISE_LEVELS.items()}
+    with torch.no_grad():
+        for kind, noisy in corrupted.items():
+            restored = model(noisy.to(device)).cpu()
+            metrics["psnr_masked" if kind == "masking" else f"psnr_{kind}"] = psnr(restored, split.x_test)
+        codes = {name: model.encode(x.to(device)).cpu() for name, x in
+                 (("train", split.x_train), ("test", split.x_test), ("masked", corrupted["masking"]))}
+    metrics.update(
+        probe_accuracy=linear_probe_accuracy(codes["train"], split.y_train, codes["test"], split.y_test),
+        probe_accuracy_50=linear_probe_accuracy(codes["train"][:50], split.y_train[:50], codes["test"], split.y_test),
+        probe_masked=linear_probe_accuracy(codes["train"], split.y_train, codes["masked"], split.y_test))
+    first = next((m for m in model.encoder.modules() if isinstance(m, torch.nn.Linear)), None) \
+        if hasattr(model, "encoder") else None
+    if first is not None and split.x_train.dim() == 2:
+        metrics["filter_smoothness"] = neighbour_correlation(first.weight, unused=split.x_train.std(0) == 0)
     return {**metrics, "parameters": float(count_parameters(model))}
 
 
