@@ -111,6 +111,17 @@ def test_a_metric_only_some_arms_report_is_summarised_for_those():
     assert "only a" in str(r.table(["score", "only_a"])) and r.contains("a", 0.5, "only_a")
 
 
+def test_an_arm_measured_elsewhere_joins_a_record_without_changing_it():
+    r = fake_record({"a": [1.0, 2.0, 3.0, 4.0, 5.0], "b": [1.0, 1.0, 1.0, 1.0, 1.0]})
+    both = r.with_arm("baseline", {"score": [9.0, 9.5, 10.0, 9.0, 9.5]})
+    assert both.better("baseline", "a") and both.summary("baseline")["n"] == 5
+    assert "baseline" not in r.arms and [a["label"] for a in r.data["arms"]] == ["a", "b"]
+    with pytest.raises(ValueError, match="one value per recorded seed"):
+        r.with_arm("short", {"score": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="must be new"):
+        r.with_arm("a", {"score": [1.0] * 5})
+
+
 def test_one_run_each_is_never_an_ordering():
     r = fake_record({"a": [0.9], "b": [0.1]})
     assert not r.separated("a", "b") and not r.better("a", "b")

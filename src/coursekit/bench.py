@@ -29,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from coursekit.errors import UsageError
 from coursekit.recipes import NOISE_LEVELS, OPTIONS, get_recipe
@@ -100,8 +100,8 @@ COMPARISONS: dict[str, Comparison] = {c.name: c for c in [
                ("train_mse", "parameters")),
     Comparison("regularisers", "What does each regulariser cost in reconstruction of clean digits, does it "
                "restore masked digits better than the plain autoencoder, and are its codes better features for "
-               "a linear classifier (chapters 5, 6 and 7)?",
-               ("part1/05_sparse_autoencoder", "part1/06_denoising_autoencoder", "part1/07_contractive_autoencoder"),
+               "a linear classifier (chapters 5 and 7)?",
+               ("part1/05_sparse_autoencoder", "part1/07_contractive_autoencoder"),
                "test_mse", False,
                (Arm("plain", "dense-ae", _PLAIN_32), Arm("sparse", "sparse-ae"), Arm("denoising", "denoising-ae"),
                 Arm("contractive", "contractive-ae")),
@@ -254,6 +254,15 @@ class Record:
         self.data, self.path = data, path
         self.metric = data["metric"]
         self.arms = {arm["label"]: arm for arm in data["arms"]}
+
+    def with_arm(self, label: str, values: Mapping[str, Sequence[float]]) -> "Record":
+        """This record and one more arm measured elsewhere, one value per recorded seed of each metric: a
+        baseline that needs no training, say, computed on each seed's split. The file is not changed."""
+        seeds = self.data["seeds"]
+        if label in self.arms or any(len(v) != len(seeds) for v in values.values()):
+            raise ValueError(f"arm {label!r} must be new and have one value per recorded seed ({len(seeds)})")
+        runs = [{"seed": seed, "metrics": {m: float(v[i]) for m, v in values.items()}} for i, seed in enumerate(seeds)]
+        return Record({**self.data, "arms": [*self.data["arms"], {"label": label, "runs": runs}]}, self.path)
 
     def values(self, metric: str | None = None, arms: Iterable[str] | None = None) -> dict[str, list[float]]:
         """Each arm's per-seed values of ``metric`` (the comparison's own by default), for ``arms`` (all)."""
