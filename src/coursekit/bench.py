@@ -92,11 +92,13 @@ COMPARISONS: dict[str, Comparison] = {c.name: c for c in [
                tuple(Arm(f"{name}, k = {k}", recipe, {"code_size": k}) for k in (1, 2, 4, 8, 16, 32)
                      for name, recipe in (("linear", "linear-ae"), ("non-linear", "deep-ae")))),
     Comparison("conv-vs-dense", "With the same 16-number code and 60 epochs, does the convolutional autoencoder "
-               "reconstruct better than the dense one, and does its decoder upsample better by transposed "
-               "convolutions or by resizing then convolving (chapter 4)?", ("part1/04_conv_autoencoder",),
-               "test_mse", False, (Arm("dense", "dense-ae", {"epochs": 60}), Arm("convolutional", "conv-ae",
-                                                                                {"epochs": 60}),
-                                   Arm("convolutional, resize", "conv-ae", {"epochs": 60, "upsample": "resize"})),
+               "reconstruct better than the dense one, and than a deeper dense one with more parameters, and "
+               "does its decoder upsample better by transposed convolutions or by resizing then convolving "
+               "(chapter 4)?", ("part1/04_conv_autoencoder",), "test_mse", False,
+               (Arm("dense", "dense-ae", {"epochs": 60}),
+                Arm("deeper dense", "deep-ae", {"epochs": 60, "lr": 0.01}),
+                Arm("convolutional", "conv-ae", {"epochs": 60}),
+                Arm("convolutional, resize", "conv-ae", {"epochs": 60, "upsample": "resize"})),
                ("train_mse", "parameters")),
     Comparison("regularisers", "What does each regulariser cost in reconstruction of clean digits, does it "
                "restore masked digits better than the plain autoencoder, and are its codes better features for "
