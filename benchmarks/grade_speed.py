@@ -6,9 +6,12 @@
 
 Every submission is a copy of the key's solution notebook, so every row must score full marks (checked).
 Kernels run in quick mode (COURSEKIT_QUICK=1), one thread each. Each configuration grades the same
-submissions on the same machine in the same run: coursekit sandboxed and unsandboxed, and, when nbgrader
-is installed, ``nbgrader autograde`` of the same notebooks (a course made in a temporary folder, its
-kernelspec pinned to this interpreter; only autograde is timed, its own process start included).
+submissions on the same machine in the same run: coursekit sandboxed (``sandboxed``: each kernel forked
+from a warm zygote per worker, the default; ``sandboxed, fresh``: each kernel started from nothing in its
+own ``bwrap``, ``Settings(warm=False)``) and unsandboxed (``--no-sandbox``: fresh kernels, as nbgrader's),
+and, when nbgrader is installed, ``nbgrader autograde`` of the same notebooks (a course made in a temporary
+folder, its kernelspec pinned to this interpreter; only autograde is timed, its own process start
+included). ``--modes`` picks the coursekit rows.
 
 CPU time is everything the configuration's processes used, the grader, its runners and every kernel
 (a sandboxed kernel is reaped inside its sandbox, so the grader's rusage misses it): measured with a
@@ -33,6 +36,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+MODES = {"sandboxed": {"sandbox": True}, "sandboxed, fresh": {"sandbox": True, "warm": False},
+         "unsandboxed": {"sandbox": False}}
 
 
 def main() -> int:
@@ -42,6 +47,8 @@ def main() -> int:
     parser.add_argument("--toy", action="store_true", help="grade the tests' toy exercise instead")
     parser.add_argument("--students", type=int, default=20)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES),
+                        help="which coursekit rows (default: all)")
     parser.add_argument("--no-nbgrader", action="store_true", help="leave nbgrader's row out")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -49,10 +56,10 @@ def main() -> int:
     from coursekit.grading import sandbox
     from coursekit.grading.grade import Settings, grade_folder
 
-    modes = [("sandboxed", True), ("unsandboxed", False)]
+    modes = [(mode, MODES[mode]) for mode in args.modes]
     if sandbox.problem():
         print(f"sandboxed rows skipped: {sandbox.problem()}", flush=True)
-        modes = modes[1:]
+        modes = [(mode, options) for mode, options in modes if not options["sandbox"]]
 
     with tempfile.TemporaryDirectory(prefix="grade-speed-") as tmp:
         tmp = Path(tmp)
@@ -76,10 +83,9 @@ def main() -> int:
               f"{platform.python_version()}, {platform.machine()}, CPU measured by {_Meter.how()}", flush=True)
         rows = []
         for workers in args.workers:
-            for mode, sandboxed in modes:
+            for mode, options in modes:
                 with _Meter() as meter:
-                    results = grade_folder(subs, key, settings=Settings(sandbox=sandboxed), workers=workers,
-                                           progress=True)
+                    results = grade_folder(subs, key, settings=Settings(**options), workers=workers, progress=True)
                 full = sum(r.total == r.max > 0 and r.status == "ok" for r in results)
                 rows.append((mode, workers, meter.wall, meter.cpu, meter.cpu / len(results),
                              f"{full}/{len(results)}"))
@@ -89,7 +95,7 @@ def main() -> int:
     print("| grader | workers | wall time (s) | CPU time (s) | CPU per notebook (s) | full marks |")
     print("|--------|--------:|--------------:|-------------:|---------------------:|-----------:|")
     for mode, workers, seconds, cpu, each, full in rows:
-        print(f"| {mode:11s} | {workers!s:>7} | {seconds:13.1f} | {cpu:12.1f} | {each:20.2f} | {full:>10s} |")
+        print(f"| {mode:16s} | {workers!s:>7} | {seconds:13.1f} | {cpu:12.1f} | {each:20.2f} | {full:>10s} |")
     return 0 if all(r[-1].split("/")[0] == r[-1].split("/")[1] for r in rows) else 1
 
 

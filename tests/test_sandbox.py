@@ -7,6 +7,7 @@ scripts/setup.sh)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -237,7 +238,8 @@ def test_no_sandbox_process_outlives_grading(graded):
         left = []
         for p in psutil.process_iter(["cmdline", "create_time"]):
             cmd = " ".join(p.info["cmdline"] or [])
-            if p.info["create_time"] and p.info["create_time"] >= graded["began"] - 1 and "coursekit-grade-" in cmd:
+            recent = p.info["create_time"] and p.info["create_time"] >= graded["began"] - 1
+            if recent and any(mark in cmd for mark in ("coursekit-grade-", "coursekit-zygote-", "grading.zygote")):
                 left.append(p.pid)
         if not left or time.time() > deadline:
             break
@@ -267,3 +269,177 @@ def test_without_bwrap_grading_stops_with_one_line(tmp_path, monkeypatch, capsys
         assert data["sandbox"] is False and data["rows"][0]["total"] == 6
     finally:
         sandbox.problem.cache_clear()
+
+
+# Run first, by a kernel forked from the worker's zygote: tries to reach the zygote (and, through it, the
+# kernels after it) by every path a kernel has, and leaves traces for the next one. Scores only when
+# every attempt fails.
+ZYGOTE_ATTACK = r'''
+import ctypes, glob, os, signal, subprocess, sys
+import ipykernel.connect
+_got = []
+_libc = ctypes.CDLL(None, use_errno=True)
+for _proc in glob.glob("/proc/[0-9]*"):
+    try:
+        _nspid = next(l for l in open(f"{_proc}/status") if l.startswith("NSpid:")).split()[1:]
+    except (OSError, StopIteration):
+        continue
+    if len(_nspid) > 1:
+        continue  # a process of this kernel's own namespace
+    for _what in ("mem", "environ"):
+        try:
+            with open(f"{_proc}/{_what}", "rb") as _f:
+                _f.read(1)
+            _got.append(f"{_proc}/{_what}")
+        except OSError:
+            pass
+    for _what in ("cwd", "root"):
+        try:
+            os.listdir(f"{_proc}/{_what}")
+            _got.append(f"{_proc}/{_what}")
+        except OSError:
+            pass
+    try:
+        _fds = os.listdir(f"{_proc}/fd")  # the numbers can be listed, as in any bubblewrap sandbox
+    except OSError:
+        _fds = []
+    for _n in _fds:
+        try:
+            os.readlink(f"{_proc}/fd/{_n}")
+            _got.append(f"{_proc}/fd/{_n}")
+        except OSError:
+            pass
+        try:
+            os.close(os.open(f"{_proc}/fd/{_n}", os.O_RDONLY))
+            _got.append(f"{_proc}/fd/{_n}")
+        except OSError:
+            pass
+    try:
+        _fd = os.open(_proc, os.O_RDONLY | os.O_DIRECTORY)
+        for _sig in (0, signal.SIGSTOP, signal.SIGKILL):
+            if _libc.syscall(424, _fd, _sig, None, 0) == 0:  # pidfd_send_signal
+                _got.append(f"signal {_sig} to {_proc}")
+        os.close(_fd)
+    except OSError:
+        pass
+_sockets = os.path.dirname(os.path.dirname(ipykernel.connect.get_connection_file()))
+for _path in ["/tmp/x", "/tmp/matplotlib/x", os.path.join(_sockets, "x")]:
+    try:
+        open(_path, "w").write("A_WAS_HERE")
+        _got.append(_path)
+    except OSError:
+        pass
+if _libc.mount(None, b"/tmp", None, 32 | 4096, None) == 0:  # MS_REMOUNT | MS_BIND: read-write again
+    _got.append("remounted /tmp")
+if _libc.umount2(b"/tmp/work", 2) == 0:
+    _got.append("unmounted /tmp/work")
+for _sig in (signal.SIGTERM, signal.SIGKILL):
+    os.kill(os.getppid(), _sig)
+open("/tmp/work/A_WAS_HERE", "w").close()
+open("/dev/shm/A_WAS_HERE", "w").close()
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)  # A_WAS_HERE"], start_new_session=True)
+'''
+
+# Run next, forked from the same zygote: looks for the first kernel's files and processes.
+LOOK_FOR_TRACES = r'''
+import glob
+_seen = [p for p in glob.glob("/tmp/**", recursive=True) + glob.glob("/dev/shm/**", recursive=True)
+         if "A_WAS_HERE" in p]
+for _c in glob.glob("/proc/[0-9]*/cmdline"):
+    try:
+        if b"A_WAS_HERE" in open(_c, "rb").read():
+            _seen.append(_c)
+    except OSError:
+        pass
+'''
+
+
+def test_kernels_forked_from_one_zygote_cannot_reach_it_or_each_other(tmp_path, monkeypatch):
+    """Two submissions graded one after the other by one worker, so from ONE zygote (counted): the first
+    can neither read, signal nor write anything of the zygote's, and the second sees nothing of the first."""
+    from coursekit.grading import warm
+    from coursekit.grading.grade import Settings, grade_folder
+
+    started = []
+    real_init = warm.Zygote.__init__
+
+    def counted(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        started.append(self.pid)
+
+    monkeypatch.setattr(warm.Zygote, "__init__", counted)
+    key = gb.write_key(tmp_path / "key")
+    attacks = gb._top(gb.answered(task1_mean="return sum(xs) / len(xs) if not _got else 0"), "task1_mean",
+                      ZYGOTE_ATTACK)
+    looks = gb._top(gb.answered(task1_mean="return sum(xs) / len(xs) if not _seen else 0"), "task1_mean",
+                    LOOK_FOR_TRACES)
+    gb.save(attacks, tmp_path / "subs" / "a_attacks__toy.ipynb")
+    gb.save(looks, tmp_path / "subs" / "b_looks__toy.ipynb")
+    results = grade_folder(tmp_path / "subs", key, workers=1, progress=False,
+                           settings=Settings(cell_timeout=20, timeout=90, memory_mb=2048))
+    rows = {r.student: r for r in results}
+    assert len(started) == 1, started
+    for name in ("a_attacks", "b_looks"):
+        assert rows[name].tasks == FULL and rows[name].status == "ok", (name, rows[name].tasks, rows[name].status)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_zygote_left_with_a_kernel_is_not_reused():
+    """The grader hands a zygote to the next submission only when no kernel of it is left."""
+    from coursekit.grading.grade import Settings
+    from coursekit.grading.warm import ZygoteClient, ZygotePool
+
+    pool = ZygotePool(Settings().environment(), ["json"])
+    try:
+        zygote = pool.take()
+        assert zygote is not None, pool.failed
+        client = ZygoteClient(*zygote.runner_args()[1], zygote.pid, str(zygote.sockets))
+        sockets = zygote.sockets / "k1"
+        sockets.mkdir()
+        # a kernel no runner talks to: it waits for one, as a kernel whose runner was killed would
+        nspid, pid = client.fork(["-f", str(sockets / "kernel.json")], str(sockets), disk_mb=8, memory_mb=0,
+                                 file_mb=8, nproc=64)
+        assert psutil.pid_exists(pid) and client.poll(nspid) is None
+        assert not zygote.idle(wait=0.0)
+        pool.give_back(zygote)  # killed, with its kernel
+        assert zygote.proc.poll() is not None
+        deadline = time.time() + 5
+        while not _gone(pid) and time.time() < deadline:
+            time.sleep(0.1)
+        assert _gone(pid)
+        assert pool.take() is not zygote
+    finally:
+        pool.close()
+
+
+def test_without_warm_kernels_grading_starts_each_from_nothing(tmp_path, monkeypatch):
+    """A zygote whose probe kernel fails (nested namespaces refused, say) is not used: kernels start from
+    nothing, and a zygote that dies while it is lent out costs the student nothing either."""
+    import signal
+
+    from coursekit.grading import warm
+    from coursekit.grading.grade import Settings, find_submissions, grade_folder, grade_submission, load_key
+
+    key = gb.write_key(tmp_path / "key")
+    gb.save(gb.answered(), tmp_path / "subs" / "s__toy.ipynb")
+    settings = Settings(cell_timeout=20, timeout=60)
+    pool = warm.ZygotePool(settings.environment(), ["json"])
+    try:
+        zygote = pool.take()
+        assert zygote is not None, pool.failed
+        os.kill(zygote.pid, signal.SIGKILL)  # dies while lent out: the runner starts a kernel from nothing
+        [sub] = find_submissions(tmp_path / "subs")
+        result = grade_submission(sub, load_key(key), settings, zygotes=pool)
+        assert (result.total, result.status) == (6, "ok")
+        assert zygote.proc.poll() is not None  # not given out again
+    finally:
+        pool.close()
+    monkeypatch.setattr(warm.Zygote, "_probe", lambda self: "refused")
+    [result] = grade_folder(tmp_path / "subs", key, settings=settings, workers=1, progress=False)
+    assert (result.total, result.status) == (6, "ok")

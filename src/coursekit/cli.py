@@ -205,11 +205,12 @@ which exercise: --exercise if given, else the file name (05_sparse_autoencoder, 
   '05_sparse_autoencoder (1)', or its number: 05, ex5), else the exercise recorded in the notebook by
   `coursekit release`, else the key's only exercise.
 
-how: each notebook runs in its own fresh kernel, in a bubblewrap sandbox, in quick mode
-  (COURSEKIT_QUICK=1, NBGRADER_EXECUTION=autograde, COURSEKIT_DEVICE=cpu unless set), with the limits
-  below. The locked cells and the tests (visible and hidden) are the key's, never the student's copies;
-  the student's solution cells are matched by their nbgrader grade_id, so deleted, reordered or edited
-  cells cannot change the tests. A test cell scores its points when it runs without an error (or the
+how: each notebook runs in its own fresh kernel, in a bubblewrap sandbox (forked from a warm kernel per
+  worker that has made the key's imports and runs no student code), in quick mode (COURSEKIT_QUICK=1,
+  NBGRADER_EXECUTION=autograde, COURSEKIT_DEVICE=cpu unless set), with the limits below. The locked
+  cells and the tests (visible and hidden) are the key's, never the student's copies; the student's
+  solution cells are matched by their nbgrader grade_id, so deleted, reordered or edited cells cannot
+  change the tests. A test cell scores its points when it runs without an error (or the
   fraction it awards with coursekit.grading.partial_credit). Errors, endless loops, kernel crashes,
   exits, huge allocations and broken files cost only that student's points.
 

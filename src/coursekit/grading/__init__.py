@@ -9,6 +9,8 @@ submissions safely.
   behind ``coursekit grade``; ``report``: ``grades.csv``, ``grades.json`` and the feedback files.
 * ``runner``: the subprocess that runs one notebook in a fresh, limited kernel; ``sandbox``: the
   bubblewrap sandbox around that kernel; ``protocol``: the contract between runner and grader.
+* ``zygote``: the warm process, one per worker in its own sandbox, that forks each kernel into namespaces
+  of its own; ``warm``: the grader's pool of zygotes and the runner's client of them.
 * ``credit``: ``partial_credit`` and ``borrowed``, the only part of the grader a student kernel loads.
 
 Test cells in ``solutions/`` may award part of their points with ``partial_credit``, and check with

@@ -16,13 +16,14 @@ How a submission is graded (``grade_submission``): the notebook that runs is bui
 locked cells and its test cells (visible and hidden) come from ``solutions/``, and only the solution
 cells, matched by ``grade_id``, and code cells the student added come from the submission. So deleting,
 reordering or editing cells cannot change the tests; edited or deleted locked cells are reported. It runs
-in a fresh kernel in a bubblewrap sandbox (``coursekit.grading.sandbox``; ``Settings(sandbox=False)`` runs
-it unconfined in an empty temporary folder, as nbgrader does) with a time limit per cell
-and per notebook and a memory limit. The runner enforces the cell limit (interrupt, then kill); the grader
-adds walls that hold whatever happens inside the runner: at the notebook's limit, or when the runner has
-logged nothing for longer than a cell can take (``stall_limit``), its process group and every kernel it
-started are killed with SIGKILL. A test cell scores its points when it runs without an error, or the
-fraction it reports with ``coursekit.grading.partial_credit``.
+in a fresh kernel in a bubblewrap sandbox (``coursekit.grading.sandbox``), forked by ``grade_folder`` from
+a warm zygote per worker (``coursekit.grading.warm``; ``Settings(warm=False)`` starts each from nothing;
+``Settings(sandbox=False)`` runs it unconfined in an empty temporary folder, as nbgrader does) with a time
+limit per cell and per notebook and a memory limit. The runner enforces the cell limit (interrupt, then
+kill); the grader adds walls that hold whatever happens inside the runner: at the notebook's limit, or when
+the runner has logged nothing for longer than a cell can take (``stall_limit``), its process group and every
+kernel it started are killed with SIGKILL. A test cell scores its points when it runs without an error, or
+the fraction it reports with ``coursekit.grading.partial_credit``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from coursekit.grading.scoring import score
 from coursekit.grading.settings import Settings
 from coursekit.grading.submissions import Submission, find_submissions
 from coursekit.grading.supervise import run_notebook, stop_all
+from coursekit.grading.warm import ZygotePool, preload
 
 __all__ = ["Exercise", "Planned", "Result", "SandboxUnavailable", "Settings", "Submission", "TestCell",
            "TestResult", "assemble", "find_submissions", "grade_folder", "grade_submission", "load_key",
@@ -59,9 +61,11 @@ def require_sandbox(settings: Settings) -> None:
 
 
 def grade_submission(sub: Submission, exercises: dict[str, Exercise], settings: Settings,
-                     *, exercise: str | None = None, env: dict[str, str] | None = None) -> Result:
+                     *, exercise: str | None = None, env: dict[str, str] | None = None,
+                     zygotes: ZygotePool | None = None) -> Result:
     """Grade one submission; never raises for anything the submission contains (``SandboxUnavailable``
-    when the settings ask for a sandbox this machine cannot make)."""
+    when the settings ask for a sandbox this machine cannot make). With ``zygotes``, its kernel is forked
+    from a warm zygote of that pool, else started from nothing."""
     require_sandbox(settings)
     names = sorted(exercises)
     name = exercise or resolve_exercise(sub.hint, names)
@@ -87,7 +91,12 @@ def grade_submission(sub: Submission, exercises: dict[str, Exercise], settings: 
     result.exercise, result.max = name, exercises[name].max
     plan, issues = assemble(exercises[name], nb)
     result.issues += issues
-    outcomes, stopped = run_notebook(plan, settings, env or settings.environment())
+    zygote = zygotes.take() if zygotes is not None else None
+    try:
+        outcomes, stopped = run_notebook(plan, settings, env or settings.environment(), zygote)
+    finally:
+        if zygote is not None:
+            zygotes.give_back(zygote)
     return score(exercises[name], plan, outcomes, stopped, settings, result)
 
 
@@ -107,13 +116,31 @@ def grade_folder(submissions: str | Path, key: str | Path | dict[str, Exercise] 
         exercise = resolved
     found = find_submissions(submissions, exclude=exclude)
     env = settings.environment(workers)
-    results: list[Result] = []
+    zygotes = None
+    if settings.sandbox and settings.warm and found:
+        graded = [exercises[exercise]] if exercise else list(exercises.values())
+        modules = preload([c.source for ex in graded for c in ex.key.cells if c.cell_type == "code"])
+        zygotes = ZygotePool(env, modules)
+    try:
+        results = _grade_all(found, exercises, settings, exercise, env, workers, progress, zygotes)
+    finally:
+        if zygotes is not None:
+            zygotes.close()
+    results.sort(key=lambda r: (r.student, r.exercise, r.file))
+    _mark_duplicates(results)
+    return results
+
+
+def _grade_all(found: list[Submission], exercises: dict[str, Exercise], settings: Settings, exercise: str | None,
+               env: dict[str, str], workers: int, progress: bool, zygotes: ZygotePool | None) -> list[Result]:
     from tqdm.auto import tqdm
 
+    results: list[Result] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
             tqdm(total=len(found), desc="grading", unit="notebook", file=sys.stderr,
                  disable=None if progress else True) as bar:
-        futures = {pool.submit(grade_submission, s, exercises, settings, exercise=exercise, env=env): s for s in found}
+        futures = {pool.submit(grade_submission, s, exercises, settings, exercise=exercise, env=env,
+                               zygotes=zygotes): s for s in found}
         try:
             for future in as_completed(futures):
                 sub = futures[future]
@@ -129,8 +156,6 @@ def grade_folder(submissions: str | Path, key: str | Path | dict[str, Exercise] 
                 future.cancel()
             stop_all()
             raise
-    results.sort(key=lambda r: (r.student, r.exercise, r.file))
-    _mark_duplicates(results)
     return results
 
 

@@ -10,7 +10,9 @@ grader itself: the grader reads EVENTS, a JSON-lines log (``coursekit.grading.pr
 process and its kernel when the notebook's own time limit is reached. With ``--sandbox`` the kernel runs
 in bubblewrap (``coursekit.grading.sandbox``): it cannot see EVENTS, the notebook file, this process or
 anything else of the grader, so every outcome logged is what this process observed over the Jupyter
-protocol. Without it (``coursekit grade --no-sandbox``) the kernel runs as the grader's user, as nbgrader's
+protocol. With ``--zygote`` the kernel is not started but forked, in namespaces of its own, from the
+worker's warm zygote (``coursekit.grading.zygote``), whose pipes the grader passes down. Without a sandbox
+(``coursekit grade --no-sandbox``) the kernel runs as the grader's user, as nbgrader's
 does, and a student who has read this source can forge EVENTS.
 
 * Limits: the kernel inherits ``RLIMIT_DATA`` (allocations beyond it raise ``MemoryError``), no core
@@ -43,8 +45,10 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -54,10 +58,12 @@ from coursekit.grading.notebook import nbformat  # isort: skip
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager  # noqa: E402
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
+from jupyter_client.provisioning import LocalProvisioner  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 from nbclient.exceptions import CellTimeoutError, DeadKernelError  # noqa: E402
 
 from coursekit.grading import sandbox  # noqa: E402
+from coursekit.grading.warm import ZygoteClient, ZygoteError  # noqa: E402
 from coursekit.grading.protocol import KERNEL_START, PARTIAL_CREDIT_MIME, grace, hard_limit, kill_tree  # noqa: E402
 
 STREAM_LIMIT = 64 * 1024
@@ -105,6 +111,57 @@ class _SandboxSpecs(KernelSpecManager):
                           language="python", interrupt_mode="message", metadata={"debugger": False})
 
 
+class _ForkedKernel:
+    """What jupyter_client's provisioner calls on a kernel process (as on a ``Popen``), for a kernel forked
+    by a zygote: ``pid`` is the kernel namespace's init as this process sees it; its exit code comes from the
+    zygote, which reaps it (``128 + n``: killed by signal n, as with ``bwrap``)."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, zygote: ZygoteClient, nspid: int, pid: int):
+        self.zygote, self.nspid, self.pid, self.returncode = zygote, nspid, pid, None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self.zygote.poll(self.nspid)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        try:
+            os.kill(self.pid, signum)  # the init: SIGKILL ends its whole namespace
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    terminate = kill
+
+
+class _ZygoteProvisioner(LocalProvisioner):
+    """Starts the kernel by asking the worker's zygote to fork one (``coursekit.grading.zygote``), not by
+    running the kernelspec's command: its arguments after the first are ipykernel's."""
+
+    zygote: ZygoteClient
+    limits: dict
+
+    async def launch_kernel(self, cmd: list[str], **kwargs) -> dict:
+        sockets = os.path.dirname(self.parent.connection_file)
+        nspid, pid = self.zygote.fork(cmd[1:], sockets, **self.limits)
+        self.process = _ForkedKernel(self.zygote, nspid, pid)
+        self.pid, self.pgid = pid, None
+        self.cwd = sandbox.WORKDIR
+        return self.connection_info
+
+
 class _Client(NotebookClient):
     """nbclient, keeping only what grading needs of the outputs so a flood of prints stays cheap."""
 
@@ -138,6 +195,22 @@ def become_subreaper() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass
+
+
+def _proportional(procs) -> int:
+    """The processes' proportional set size (PSS): pages they share, with each other or with a zygote, counted
+    once. Slower than RSS, so read only when the RSS sum is past the limit (Linux; else the RSS sum)."""
+    total = 0
+    for p in procs:
+        try:
+            with open(f"/proc/{p.pid}/smaps_rollup") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("Pss:")) * 1024
+        except (OSError, StopIteration, ValueError):
+            try:
+                total += p.memory_info().rss
+            except Exception:  # noqa: BLE001 - gone
+                pass
+    return total
 
 
 class _Watchdog:
@@ -209,11 +282,13 @@ class Runner:
 
     def __init__(self, nb, events: _Events, *, workdir: str, cell_timeout: float, memory_mb: int,
                  max_restarts: int, sandboxed: bool = False, env: dict[str, str] | None = None,
-                 disk_mb: int = 512, max_processes: int = 128, max_files: int = 10000):
+                 disk_mb: int = 512, max_processes: int = 128, max_files: int = 10000, file_mb: int = 512,
+                 zygote: ZygoteClient | None = None):
         self.nb, self.events, self.workdir = nb, events, workdir
         self.cell_timeout, self.memory_mb, self.max_restarts = cell_timeout, memory_mb, max_restarts
-        self.sandboxed, self.env = sandboxed, dict(os.environ if env is None else env)
+        self.sandboxed, self.env = sandboxed or zygote is not None, dict(os.environ if env is None else env)
         self.disk_mb, self.max_processes, self.max_files = disk_mb, max_processes, max_files
+        self.file_mb, self.zygote = file_mb, zygote
         self.grace = grace(cell_timeout)  # how long an interrupted kernel has to answer
         # Past this, the watchdog thread kills the kernel whatever nbclient is doing.
         self.hard_limit = hard_limit(cell_timeout)
@@ -230,7 +305,20 @@ class Runner:
     # -- kernel lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         self.starts += 1
-        if self.sandboxed:
+        if self.zygote is not None:
+            # A subfolder of the zygote's sockets folder, the only part of it the kernel may write to.
+            sockets = Path(tempfile.mkdtemp(prefix="k", dir=self.zygote.sockets))
+            specs = _SandboxSpecs()
+            specs.argv = ["coursekit-zygote", "-f", "{connection_file}"]
+            km = AsyncKernelManager(kernel_name="coursekit-zygote", kernel_spec_manager=specs, transport="ipc",
+                                    ip=str(sockets / "k"), connection_file=str(sockets / "kernel.json"))
+            km.kernel_id = f"zygote-{self.starts}"
+            km.provisioner = _ZygoteProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
+            km.provisioner.zygote = self.zygote
+            km.provisioner.limits = {"disk_mb": self.disk_mb, "memory_mb": self.memory_mb, "file_mb": self.file_mb,
+                                     "nproc": max(64, 8 * self.max_processes)}
+            cwd = str(sockets)
+        elif self.sandboxed:
             # The sockets and the connection file live in a folder of their own, the only folder of the
             # grader's that the sandbox binds (at the same path: the kernel binds the sockets it names).
             sockets = Path(self.workdir) / "sockets"
@@ -245,7 +333,12 @@ class Runner:
         else:
             km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=_KernelSpecs())
             cwd = self.workdir
-        await km.start_kernel(cwd=cwd, env=self.env, extra_arguments=["--HistoryManager.hist_file=:memory:"])
+        try:
+            await km.start_kernel(cwd=cwd, env=self.env, extra_arguments=["--HistoryManager.hist_file=:memory:"])
+        except ZygoteError as err:  # this kernel, and any restart, from nothing: as safe, only slower
+            print(f"runner: {err}; starting kernels from nothing", file=sys.stderr, flush=True)
+            self.zygote = None
+            return await self.start()
         self.client.km = km
         await self.client.async_start_new_kernel_client()
         self.limit_killed = None
@@ -263,13 +356,16 @@ class Runner:
         if self._memory_task is not None:
             self._memory_task.cancel()
             self._memory_task = None
-        pid = self.kernel_pid() if self.client.km is not None else None
+        km = self.client.km
+        pid = self.kernel_pid() if km is not None else None
         kill_tree(pid)  # the kernel, its process group and whatever it started: no polite shutdown
-        if self.client.km is not None:
+        if km is not None:
             try:
                 await asyncio.wait_for(self.client._async_cleanup_kernel(), timeout=10)
             except Exception:  # noqa: BLE001 - a dead kernel may fail to clean up; it is gone anyway
                 self.client.km = self.client.kc = None
+            if self.zygote is not None:
+                shutil.rmtree(os.path.dirname(km.connection_file), ignore_errors=True)
 
     async def death_reason(self) -> str:
         if self.watchdog.fired:
@@ -295,10 +391,20 @@ class Runner:
                 return f"kernel killed by signal {-code}"
         return f"kernel exited (code {code})"
 
-    def _sandbox_counts(self, pid: int) -> tuple[int, int]:
-        """Processes and files in the sandbox whose ``bwrap`` is ``pid``, seen through its init's root."""
+    def _sandbox_counts(self, pid: int, procs: list) -> tuple[int, int]:
+        """Processes and files in the sandbox whose ``bwrap`` is ``pid``, seen through its init's root (for
+        a forked kernel, ``pid`` is its namespace's init and ``procs`` all its processes)."""
         import psutil
 
+        if self.zygote is not None:
+            try:
+                files = 0
+                for folder in (sandbox.WORKDIR, "/dev/shm"):
+                    st = os.statvfs(f"/proc/{pid}/root{folder}")
+                    files += st.f_files - st.f_ffree
+                return len(procs), files
+            except OSError:
+                return len(procs), 0
         try:
             init = psutil.Process(pid).children()[0].pid
             root = f"/proc/{init}/root"
@@ -322,13 +428,13 @@ class Runner:
             while True:
                 await asyncio.sleep(0.1)
                 why = None
+                procs = [kernel, *kernel.children(recursive=True)]
                 if self.sandboxed:
-                    processes, files = self._sandbox_counts(pid)
+                    processes, files = self._sandbox_counts(pid, procs)
                     if processes > self.max_processes:
                         why = f"process limit ({self.max_processes}) exceeded"
                     elif files > self.max_files:
                         why = f"file count limit ({self.max_files}) exceeded"
-                procs = [kernel, *kernel.children(recursive=True)]
                 if why is None and self.memory_mb > 0:
                     rss = 0
                     for p in procs:
@@ -336,7 +442,7 @@ class Runner:
                             rss += p.memory_info().rss
                         except psutil.Error:
                             pass
-                    if rss > limit:
+                    if rss > limit and _proportional(procs) > limit:
                         why = f"memory limit ({self.memory_mb} MB) exceeded"
                 if why:
                     self.limit_killed = why
@@ -443,14 +549,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-mb", type=int, default=4096)
     parser.add_argument("--file-mb", type=int, default=512)
     parser.add_argument("--max-restarts", type=int, default=3)
+    parser.add_argument("--zygote", metavar="TO,FROM,PID,SOCKETS",
+                        help="fork kernels from this zygote (coursekit.grading.warm): pipes, pid, sockets folder")
     args = parser.parse_args(argv)
+    zygote = None
+    if args.zygote:
+        to_zygote, from_zygote, pid, sockets = args.zygote.split(",", 3)
+        zygote = ZygoteClient(int(to_zygote), int(from_zygote), int(pid), sockets)
     set_limits(args.memory_mb, args.file_mb)
     become_subreaper()
     events = _Events(args.events)
     nb = nbformat.read(args.notebook, as_version=4)
     runner = Runner(nb, events, workdir=str(Path(args.workdir).resolve()), cell_timeout=args.cell_timeout,
                     memory_mb=args.memory_mb, max_restarts=args.max_restarts, sandboxed=args.sandbox,
-                    disk_mb=args.disk_mb, max_processes=args.max_processes, max_files=args.max_files)
+                    disk_mb=args.disk_mb, max_processes=args.max_processes, max_files=args.max_files,
+                    file_mb=args.file_mb, zygote=zygote)
     try:
         asyncio.run(runner.run())
     except Exception as err:  # noqa: BLE001 - reported to the grader, which keeps going

@@ -13,6 +13,9 @@ injection), all capabilities dropped, and a file system built from nothing:
 * a new ``/proc`` (the sandbox's own processes only) and a minimal ``/dev``; everything else, including
   ``/`` and ``/dev``, read-only.
 
+``zygote_argv(...)`` is the same sandbox around a warm zygote (``coursekit.grading.zygote``), which forks
+each kernel into namespaces of its own inside it.
+
 It does not see the key, the submissions, the grades, the runner's files, the home folder or the repo,
 and it cannot signal or see the runner. The environment is cleared and rebuilt from ``allowed_env``.
 ``RLIMIT_NPROC`` is set inside the sandbox (it binds a user other than root; root is exempt, so the
@@ -32,6 +35,7 @@ INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; 
                 "bubblewrap; Arch: pacman -S bubblewrap), or pass --no-sandbox to grade without it and "
                 "accept the risk")
 WORKDIR = "/tmp/work"
+ZYGOTE_UID = 1000
 _KEEP = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "PYTHONHASHSEED", "MPLBACKEND", "TQDM_DISABLE",
          "NBGRADER_EXECUTION", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYDEVD_DISABLE_FILE_VALIDATION")
 _KEEP_PREFIXES = ("COURSEKIT_", "LC_")
@@ -102,12 +106,12 @@ def readonly_paths() -> list[str]:
     return keep
 
 
-def kernel_argv(sockets: str, env: dict[str, str], *, disk_mb: int = 512, nproc: int = 1024) -> list[str]:
-    """The kernelspec argv of a sandboxed ipykernel talking on ipc sockets in ``sockets``."""
+def _walls(sockets: str, env: dict[str, str], disk_mb: int, extra: tuple[str, ...] = ()) -> list[str]:
+    """The ``bwrap`` command line up to the program: namespaces, file system, environment."""
     exe = bwrap() or "bwrap"
     size = str(max(1, disk_mb) * 2**20)
-    args = [exe, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--clearenv", *_system_args(), "--proc", "/proc", "--dev", "/dev",
+    args = [exe, "--unshare-all", "--unshare-user", *extra, "--die-with-parent", "--new-session",
+            "--cap-drop", "ALL", "--clearenv", *_system_args(), "--proc", "/proc", "--dev", "/dev",
             "--size", size, "--tmpfs", "/dev/shm",
             "--size", size, "--tmpfs", "/tmp",  # before any bind under /tmp, or the binds vanish
             "--dir", WORKDIR, "--dir", "/tmp/matplotlib"]
@@ -116,4 +120,22 @@ def kernel_argv(sockets: str, env: dict[str, str], *, disk_mb: int = 512, nproc:
     args += ["--bind", sockets, sockets, "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", WORKDIR]
     for key, value in sorted(allowed_env(env).items()):
         args += ["--setenv", key, value]
-    return [*args, "--", sys.executable, "-c", _LAUNCH, str(nproc), "-f", "{connection_file}"]
+    return args
+
+
+def kernel_argv(sockets: str, env: dict[str, str], *, disk_mb: int = 512, nproc: int = 1024) -> list[str]:
+    """The kernelspec argv of a sandboxed ipykernel talking on ipc sockets in ``sockets``."""
+    return [*_walls(sockets, env, disk_mb), "--", sys.executable, "-c", _LAUNCH, str(nproc), "-f",
+            "{connection_file}"]
+
+
+def zygote_argv(sockets: str, env: dict[str, str], preload: list[str]) -> list[str]:
+    """The command line of a zygote (``coursekit.grading.zygote``) in this sandbox, importing ``preload``.
+
+    ``sockets`` holds one subfolder per kernel. Inside, the sandbox's user is ``ZYGOTE_UID`` (mapped to the
+    grader's, as always): a kernel's nested user namespace maps that user, not the sandbox's root, which
+    only a process holding ``CAP_SETFCAP`` could map. Its ``/tmp`` and ``/dev/shm`` are the zygote's; each
+    kernel mounts fresh ones of ``disk_mb`` (``zygote.py``), so these stay small."""
+    ids = ("--uid", str(ZYGOTE_UID), "--gid", str(ZYGOTE_UID))
+    return [*_walls(sockets, env, 16, ids), "--", sys.executable, "-c",
+            "from coursekit.grading.zygote import serve; import sys; serve(sys.argv[1:])", *preload]

@@ -19,6 +19,7 @@ class Settings:
     disk_mb: int = 512          # the sandbox's /tmp and /dev/shm (tmpfs), each; also the largest file
     max_processes: int = 128    # processes in one sandbox
     max_files: int = 10000      # files in the sandbox's /tmp and /dev/shm
+    warm: bool = True           # sandboxed: fork each kernel from a warm zygote per worker (``grading.warm``)
 
     def environment(self, workers: int = 1) -> dict[str, str]:
         import coursekit

@@ -16,6 +16,7 @@ from coursekit.grading.assembly import Planned
 from coursekit.grading.notebook import notebook_text, write_atomic
 from coursekit.grading.protocol import kill_group
 from coursekit.grading.settings import Settings
+from coursekit.grading.warm import Zygote
 
 RUNNER = [sys.executable, "-m", "coursekit.grading.runner"]
 STALL_MARGIN = protocol.STALL_MARGIN
@@ -66,8 +67,11 @@ def _supervise(proc: subprocess.Popen, events: Path, settings: Settings) -> str 
             return f"the grading process stopped making progress for {stall:g} s and was killed"
 
 
-def run_notebook(plan: list[Planned], settings: Settings, env: dict[str, str]) -> tuple[dict[int, dict], str | None]:
-    """Run the planned cells in a subprocess; return each cell's outcome by index, and why the run stopped early."""
+def run_notebook(plan: list[Planned], settings: Settings, env: dict[str, str],
+                 zygote: Zygote | None = None) -> tuple[dict[int, dict], str | None]:
+    """Run the planned cells in a subprocess; return each cell's outcome by index, and why the run stopped early.
+
+    With ``zygote`` (sandboxed grading), the runner forks its kernels from it instead of starting ``bwrap``."""
     import nbformat
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(p.source) for p in plan])
@@ -81,10 +85,14 @@ def run_notebook(plan: list[Planned], settings: Settings, env: dict[str, str]) -
                    "--memory-mb", str(settings.memory_mb), "--max-restarts", str(settings.max_restarts),
                    "--disk-mb", str(settings.disk_mb), "--max-processes", str(settings.max_processes),
                    "--max-files", str(settings.max_files)] + (["--sandbox"] if settings.sandbox else [])
+        fds: tuple[int, ...] = ()
+        if zygote is not None:
+            extra, fds = zygote.runner_args()
+            command += extra
         stopped = None
         with open(tmp / "runner.log", "wb") as log:
             proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    env=env, cwd=tmp, start_new_session=True)
+                                    env=env, cwd=tmp, start_new_session=True, pass_fds=fds)
             with _live_lock:
                 _live.add(proc)
             try:
