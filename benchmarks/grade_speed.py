@@ -7,7 +7,7 @@
 Every submission is a copy of the key's solution notebook, so every row must score full marks (checked).
 Kernels run in quick mode (COURSEKIT_QUICK=1), one thread each. Each configuration grades the same
 submissions on the same machine in the same run: coursekit sandboxed (``sandboxed``: each kernel forked
-from a warm zygote per worker, the default; ``sandboxed, fresh``: each kernel started from nothing in its
+from a warm zygote per worker, the default; ``sandboxed-fresh``: each kernel started from nothing in its
 own ``bwrap``, ``Settings(warm=False)``) and unsandboxed (``--no-sandbox``: fresh kernels, as nbgrader's),
 and, when nbgrader is installed, ``nbgrader autograde`` of the same notebooks (a course made in a temporary
 folder, its kernelspec pinned to this interpreter; only autograde is timed, its own process start
@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODES = {"sandboxed": {"sandbox": True}, "sandboxed, fresh": {"sandbox": True, "warm": False},
+MODES = {"sandboxed": {"sandbox": True}, "sandboxed-fresh": {"sandbox": True, "warm": False},
          "unsandboxed": {"sandbox": False}}
 
 
