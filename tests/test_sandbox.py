@@ -124,6 +124,35 @@ def _network(port):
 FORK_BOMB = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
 DISK_FILLER = "with open('big', 'wb') as f:\n    while True:\n        f.write(bytes(2**20))"
 FILE_FILLER = "import os\nfor i in range(10**6):\n    open(f'f{i}', 'w').close()"
+# The one host folder the kernel may write to holds its sockets: filling it (with files of 1 MB, each under
+# the file size limit) must hit the same disk limit.
+SOCKETS_FILLER = ("import os\nfrom ipykernel.kernelapp import IPKernelApp\n"
+                  "_here = os.path.dirname(IPKernelApp.instance().connection_file)\n"
+                  "for i in range(10**6):\n    with open(os.path.join(_here, f'f{i}'), 'wb') as f:\n"
+                  "        f.write(bytes(2**20))")
+# Machine-wide settings, root's files and the zygote's preload list (what the key imports) are out of reach:
+# any of them reached makes task 1 wrong.
+ROOT_REACH = r'''
+import glob
+_reached = []
+for _path in ("/proc/sys/kernel/core_pattern", "/proc/sys/vm/overcommit_memory"):
+    try:
+        open(_path, "w").close()
+        _reached.append(_path)
+    except OSError:
+        pass
+try:
+    _reached.append(open("/etc/shadow").read()[:1] or "/etc/shadow (empty)")
+except OSError:
+    pass
+for _pid in glob.glob("/proc/[0-9]*"):
+    try:
+        _cmd = open(f"{_pid}/cmdline", "rb").read().decode(errors="replace")
+    except OSError:
+        continue
+    if "coursekit.grading.zygote" in _cmd and not _cmd.rstrip("\0").endswith("serve()"):
+        _reached.append(_cmd)
+'''
 SIGNALS = ("import os, signal\nfor _pid in (os.getppid(), 1):\n    for _sig in (signal.SIGTERM, signal.SIGSTOP, "
            "signal.SIGKILL):\n        try:\n            os.kill(_pid, _sig)\n        except OSError:\n            pass")
 PATCH_TESTING = ("import numpy, numpy.testing, torch, torch.testing, builtins\n"
@@ -186,6 +215,10 @@ def graded(tmp_path_factory):
                         f"disk limit ({DISK_MB} MB) exceeded in task1_mean"),
         "file_filler": (lambda: gb._top(gb.answered(), "task1_mean", FILE_FILLER), {**FULL, "task1": 0.0},
                         f"file count limit ({MAX_FILES}) exceeded in task1_mean"),
+        "sockets_filler": (lambda: gb._top(gb.answered(), "task1_mean", SOCKETS_FILLER), {**FULL, "task1": 0.0},
+                           f"disk limit ({DISK_MB} MB) exceeded in task1_mean"),
+        "reaches_root": (lambda: gb._top(gb.answered(task1_mean="return sum(xs) / len(xs) if not _reached else 0"),
+                                         "task1_mean", ROOT_REACH), FULL, "ok"),
     }
     for name, (make, _, _) in cases.items():
         gb.save(make(), subs / f"{name}__toy.ipynb")
@@ -211,7 +244,8 @@ def graded(tmp_path_factory):
 
 
 CASE_NAMES = ["forged_events", "signals_the_parent", "reads_the_key", "reads_another_student", "tampers",
-              "network", "fork_bomb", "disk_filler", "file_filler", "patches_testing"]
+              "network", "fork_bomb", "disk_filler", "file_filler", "sockets_filler", "reaches_root",
+              "patches_testing"]
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from contextlib import contextmanager
@@ -144,6 +145,7 @@ def _release(args: argparse.Namespace) -> int:
 def _grade(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from coursekit.grading import sandbox
     from coursekit.grading.grade import SandboxUnavailable, Settings, grade_folder, load_key, require_sandbox
     from coursekit.grading.report import number, write_reports
 
@@ -162,6 +164,10 @@ def _grade(args: argparse.Namespace) -> int:
               "the key and forge its results. Grade only work you trust this way.", file=sys.stderr)
     with _input_errors_are_usage():
         key = load_key(args.key)  # read once: the grading and the reports see the same key
+        if settings.sandbox and os.geteuid() == 0 and not sandbox.unprivileged():
+            print("coursekit grade: warning: grading as root and the user nobody cannot run the course's "
+                  "Python (is it under /root?): sandboxes run as root, which can read root's files. Install "
+                  "the course where every user can read it, or grade as an ordinary user.", file=sys.stderr)
         results = grade_folder(submissions, key, settings=settings, exercise=args.exercise,
                                workers=args.workers, progress=not args.no_progress, exclude=out)
     written = write_reports(out, results, key, settings)

@@ -18,9 +18,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from pathlib import Path
 
+from coursekit.grading import sandbox
 from coursekit.grading.key import Exercise
 from coursekit.grading.results import Result
 from coursekit.grading.settings import Settings
@@ -56,11 +58,22 @@ def grades_csv(results: list[Result], exercises: dict[str, Exercise]) -> str:
     return buffer.getvalue()
 
 
+def sandbox_user(settings: Settings) -> str | None:
+    """Who the kernels ran as on this machine: ``None`` unsandboxed, else ``"nobody"`` (a root grader's
+    sandboxes), ``"root"`` (where ``nobody`` could not run the course) or ``"grader"`` (the grader's own user)."""
+    if not settings.sandbox:
+        return None
+    if os.geteuid() != 0:
+        return "grader"
+    return "nobody" if sandbox.unprivileged() else "root"
+
+
 def grades_json(results: list[Result], exercises: dict[str, Exercise], settings: Settings) -> str:
     graded = sorted({r.exercise for r in results if r.exercise in exercises})
     data = {
         "format": FORMAT,
         "sandbox": settings.sandbox,
+        "sandbox_user": sandbox_user(settings),
         "settings": {"cell_timeout_s": settings.cell_timeout, "timeout_s": settings.timeout,
                      "memory_mb": settings.memory_mb, "sandbox": settings.sandbox, "disk_mb": settings.disk_mb,
                      "max_processes": settings.max_processes, "max_files": settings.max_files},

@@ -146,7 +146,17 @@ class _ForkedKernel:
     terminate = kill
 
 
-class _ZygoteProvisioner(LocalProvisioner):
+class _SandboxProvisioner(LocalProvisioner):
+    """jupyter_client's local provisioner, handing the connection file it writes to the sandbox's host user
+    (``sandbox.hand_over``: ``nobody`` when the grader is root) before the kernel starts."""
+
+    async def pre_launch(self, **kwargs) -> dict:
+        kwargs = await super().pre_launch(**kwargs)
+        sandbox.hand_over(self.parent.connection_file)
+        return kwargs
+
+
+class _ZygoteProvisioner(_SandboxProvisioner):
     """Starts the kernel by asking the worker's zygote to fork one (``coursekit.grading.zygote``), not by
     running the kernelspec's command: its arguments after the first are ipykernel's."""
 
@@ -195,6 +205,19 @@ def become_subreaper() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass
+
+
+def _folder_usage(folder: str) -> tuple[int, int]:
+    """How many entries and bytes ``folder`` holds (links not followed)."""
+    entries = size = 0
+    for root, folders, names in os.walk(folder):
+        entries += len(folders) + len(names)
+        for name in names:
+            try:
+                size += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return entries, size
 
 
 def _proportional(procs) -> int:
@@ -308,6 +331,7 @@ class Runner:
         if self.zygote is not None:
             # A subfolder of the zygote's sockets folder, the only part of it the kernel may write to.
             sockets = Path(tempfile.mkdtemp(prefix="k", dir=self.zygote.sockets))
+            sandbox.hand_over(sockets)
             specs = _SandboxSpecs()
             specs.argv = ["coursekit-zygote", "-f", "{connection_file}"]
             km = AsyncKernelManager(kernel_name="coursekit-zygote", kernel_spec_manager=specs, transport="ipc",
@@ -323,12 +347,17 @@ class Runner:
             # grader's that the sandbox binds (at the same path: the kernel binds the sockets it names).
             sockets = Path(self.workdir) / "sockets"
             sockets.mkdir(mode=0o700, exist_ok=True)
+            for folder in (Path(self.workdir).parent, Path(self.workdir)):
+                sandbox.reachable(folder)  # the sandbox's host user binds sockets/ below them
+            sandbox.hand_over(sockets)
             specs = _SandboxSpecs()
             specs.argv = sandbox.kernel_argv(str(sockets), self.env, disk_mb=self.disk_mb,
                                              nproc=max(64, 8 * self.max_processes))
             km = AsyncKernelManager(kernel_name="coursekit-sandbox", kernel_spec_manager=specs, transport="ipc",
                                     ip=str(sockets / f"k{self.starts}"),
                                     connection_file=str(sockets / f"kernel-{self.starts}.json"))
+            km.kernel_id = f"sandbox-{self.starts}"
+            km.provisioner = _SandboxProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
             cwd = str(sockets)
         else:
             km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=_KernelSpecs())
@@ -431,10 +460,14 @@ class Runner:
                 procs = [kernel, *kernel.children(recursive=True)]
                 if self.sandboxed:
                     processes, files = self._sandbox_counts(pid, procs)
+                    # the sockets folder is the host's, outside the sandbox's tmpfs: count it too
+                    entries, size = _folder_usage(os.path.dirname(self.client.km.connection_file))
                     if processes > self.max_processes:
                         why = f"process limit ({self.max_processes}) exceeded"
-                    elif files > self.max_files:
+                    elif files + entries > self.max_files:
                         why = f"file count limit ({self.max_files}) exceeded"
+                    elif size > self.disk_mb * 2**20:
+                        why = f"disk limit ({self.disk_mb} MB) exceeded"
                 if why is None and self.memory_mb > 0:
                     rss = 0
                     for p in procs:

@@ -10,8 +10,13 @@ injection), all capabilities dropped, and a file system built from nothing:
 * writable: ``/tmp`` (a tmpfs of ``disk_mb``; the kernel's work folder is ``/tmp/work``), ``/dev/shm``
   (a tmpfs of ``disk_mb``) and the folder holding the kernel's ZMQ sockets and connection file (bound at
   the same path: ``transport="ipc"``);
-* a new ``/proc`` (the sandbox's own processes only) and a minimal ``/dev``; everything else, including
-  ``/`` and ``/dev``, read-only.
+* a new ``/proc`` (the sandbox's own processes only; its ``/proc/sys`` read-only) and a minimal ``/dev``;
+  everything else, including ``/`` and ``/dev``, read-only.
+
+The sandbox's user is the grader's own user outside it, except that a grader running as root starts
+``bwrap`` as the unprivileged ``nobody`` (``setpriv``; ``unprivileged()``), and hands it the few files
+the kernel must write or read (``hand_over``): root's files, ``/proc/sys`` and root-owned ``/proc``
+entries are then out of the kernel's reach even through file permissions.
 
 ``zygote_argv(...)`` is the same sandbox around a warm zygote (``coursekit.grading.zygote``), which forks
 each kernel into namespaces of its own inside it.
@@ -36,6 +41,7 @@ INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; 
                 "accept the risk")
 WORKDIR = "/tmp/work"
 ZYGOTE_UID = 1000
+NOBODY = 65534  # the host user a root grader's sandboxes run as (``unprivileged``)
 _KEEP = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "PYTHONHASHSEED", "MPLBACKEND", "TQDM_DISABLE",
          "NBGRADER_EXECUTION", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYDEVD_DISABLE_FILE_VALIDATION")
 _KEEP_PREFIXES = ("COURSEKIT_", "LC_")
@@ -50,6 +56,40 @@ _LAUNCH = ("import resource, sys\n"
 
 def bwrap() -> str | None:
     return shutil.which("bwrap")
+
+
+def _drop() -> list[str]:
+    """The prefix that starts ``bwrap`` as ``nobody`` when the grader is root (else nothing)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv") or "setpriv"
+    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all"]
+
+
+@functools.lru_cache(maxsize=1)
+def unprivileged() -> bool:
+    """Whether sandboxes run as an unprivileged host user: always, unless the grader is root and ``nobody``
+    cannot start the course's Python in a sandbox (e.g. the environment lives under ``/root``); then they
+    run as root, which ``grade`` reports as a warning and in ``grades.json``."""
+    if os.geteuid() != 0:
+        return True
+    probe = [*_drop(), *_walls_args(None, {}, 1), "--", sys.executable, "-c", "import coursekit.grading.zygote"]
+    try:
+        return subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def hand_over(path: str | os.PathLike) -> None:
+    """Give the sandbox's host user ``path`` (a folder it must write in, a connection file it must read)."""
+    if os.geteuid() == 0 and unprivileged():
+        os.chown(path, NOBODY, NOBODY)
+
+
+def reachable(path: str | os.PathLike) -> None:
+    """Let the sandbox's host user pass through folder ``path`` (to bind what is below it), not list it."""
+    if os.geteuid() == 0 and unprivileged():
+        os.chmod(path, os.stat(path).st_mode | 0o111)
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,6 +123,24 @@ def _system_args() -> list[str]:
     return args
 
 
+@functools.lru_cache(maxsize=1)
+def _private_etc() -> tuple[str, ...]:
+    """What a sandbox that runs as root must not read although root could: the entries of ``/etc`` that
+    other users cannot read (``/etc/shadow``, private keys, ...), hidden behind an empty file or folder."""
+    args: list[str] = []
+    for folder, folders, names in os.walk("/etc"):
+        for name in list(folders):
+            path = os.path.join(folder, name)
+            if not os.path.islink(path) and not os.stat(path).st_mode & 0o005 == 0o005:
+                args += ["--size", "4096", "--tmpfs", path, "--remount-ro", path]
+                folders.remove(name)  # all of it is hidden
+        for name in names:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path) and os.path.isfile(path) and not os.stat(path).st_mode & 0o004:
+                args += ["--ro-bind", "/dev/null", path]
+    return tuple(args)
+
+
 def allowed_env(env: dict[str, str]) -> dict[str, str]:
     """The variables a sandboxed kernel gets: a fixed list (no paths of the grader, no secrets)."""
     kept = {k: v for k, v in env.items() if k in _KEEP or k.startswith(_KEEP_PREFIXES)}
@@ -106,21 +164,30 @@ def readonly_paths() -> list[str]:
     return keep
 
 
-def _walls(sockets: str, env: dict[str, str], disk_mb: int, extra: tuple[str, ...] = ()) -> list[str]:
-    """The ``bwrap`` command line up to the program: namespaces, file system, environment."""
+def _walls_args(sockets: str | None, env: dict[str, str], disk_mb: int, extra: tuple[str, ...] = ()) -> list[str]:
     exe = bwrap() or "bwrap"
     size = str(max(1, disk_mb) * 2**20)
     args = [exe, "--unshare-all", "--unshare-user", *extra, "--die-with-parent", "--new-session",
-            "--cap-drop", "ALL", "--clearenv", *_system_args(), "--proc", "/proc", "--dev", "/dev",
-            "--size", size, "--tmpfs", "/dev/shm",
+            "--cap-drop", "ALL", "--clearenv", *_system_args(), "--proc", "/proc", "--ro-bind", "/proc/sys",
+            "/proc/sys", "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm",
             "--size", size, "--tmpfs", "/tmp",  # before any bind under /tmp, or the binds vanish
             "--dir", WORKDIR, "--dir", "/tmp/matplotlib"]
     for path in readonly_paths():
         args += ["--ro-bind", path, path]
-    args += ["--bind", sockets, sockets, "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", WORKDIR]
+    if os.geteuid() == 0:  # as root, or as nobody where that fails: hide what only root may read
+        args += _private_etc()
+    if sockets is not None:
+        args += ["--bind", sockets, sockets]
+    args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", WORKDIR]
     for key, value in sorted(allowed_env(env).items()):
         args += ["--setenv", key, value]
     return args
+
+
+def _walls(sockets: str, env: dict[str, str], disk_mb: int, extra: tuple[str, ...] = ()) -> list[str]:
+    """The ``bwrap`` command line up to the program: namespaces, file system, environment; started as
+    ``nobody`` when the grader is root and ``unprivileged()``."""
+    return [*(_drop() if unprivileged() else []), *_walls_args(sockets, env, disk_mb, extra)]
 
 
 def kernel_argv(sockets: str, env: dict[str, str], *, disk_mb: int = 512, nproc: int = 1024) -> list[str]:
@@ -129,13 +196,14 @@ def kernel_argv(sockets: str, env: dict[str, str], *, disk_mb: int = 512, nproc:
             "{connection_file}"]
 
 
-def zygote_argv(sockets: str, env: dict[str, str], preload: list[str]) -> list[str]:
-    """The command line of a zygote (``coursekit.grading.zygote``) in this sandbox, importing ``preload``.
+def zygote_argv(sockets: str, env: dict[str, str]) -> list[str]:
+    """The command line of a zygote (``coursekit.grading.zygote``) in this sandbox; the modules it
+    preloads come on its stdin (on the command line, every kernel could read them in ``/proc``).
 
     ``sockets`` holds one subfolder per kernel. Inside, the sandbox's user is ``ZYGOTE_UID`` (mapped to the
-    grader's, as always): a kernel's nested user namespace maps that user, not the sandbox's root, which
+    sandbox's host user): a kernel's nested user namespace maps that user, not the sandbox's root, which
     only a process holding ``CAP_SETFCAP`` could map. Its ``/tmp`` and ``/dev/shm`` are the zygote's; each
     kernel mounts fresh ones of ``disk_mb`` (``zygote.py``), so these stay small."""
     ids = ("--uid", str(ZYGOTE_UID), "--gid", str(ZYGOTE_UID))
     return [*_walls(sockets, env, 16, ids), "--", sys.executable, "-c",
-            "from coursekit.grading.zygote import serve; import sys; serve(sys.argv[1:])", *preload]
+            "from coursekit.grading.zygote import serve; serve()"]

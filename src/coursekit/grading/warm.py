@@ -155,10 +155,14 @@ class Zygote:
         self.folder = Path(tempfile.mkdtemp(prefix="coursekit-zygote-"))
         self.sockets = self.folder / "sockets"
         self.sockets.mkdir(mode=0o700)
-        argv = sandbox.zygote_argv(str(self.sockets), env, modules)
+        sandbox.reachable(self.folder)  # the sandbox's host user binds sockets/ and the kernels' k*/ below it
+        sandbox.reachable(self.sockets)
+        argv = sandbox.zygote_argv(str(self.sockets), env)
         with open(self.folder / "zygote.log", "wb") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                          cwd=self.folder, start_new_session=True)
+        # What to preload goes on stdin: on the zygote's command line every kernel could read it in /proc.
+        os.write(self.proc.stdin.fileno(), (json.dumps({"preload": modules}) + "\n").encode())
         self.client = ZygoteClient(self.proc.stdin.fileno(), self.proc.stdout.fileno(), 0, str(self.sockets))
         deadline = time.monotonic() + ZYGOTE_START
         ready = None
@@ -180,6 +184,7 @@ class Zygote:
         None when it exits cleanly, else why not (nested user namespaces refused, say)."""
         sockets = self.sockets / "probe"
         sockets.mkdir()
+        sandbox.hand_over(sockets)
         try:
             nspid, _ = self.client.fork(["--version"], str(sockets), disk_mb=1, memory_mb=0, file_mb=1, nproc=64)
         except ZygoteError as err:
@@ -214,6 +219,13 @@ class Zygote:
         self.client._take(self.client._lines(0))  # exit lines left by the last runner
         for entry in self.sockets.iterdir():
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        # A kernel whose sandbox runs as root could raise the zygote's OOM score, which the next kernels
+        # would inherit: set it back (the grader may lower it; the kernel could not).
+        for pid in (self.pid, *(c.pid for c in psutil.Process(self.proc.pid).children(recursive=True))):
+            try:
+                Path(f"/proc/{pid}/oom_score_adj").write_text("0")
+            except OSError:
+                pass
         return not self.client.dead
 
     def close(self) -> None:

@@ -27,7 +27,8 @@ Process tree of one kernel: the zygote forks a child that enters the namespaces,
 capabilities, forks the new PID namespace's init and exits; the init (re-parented to the zygote, a
 subreaper) forks the kernel and exits with its status (``128 + n`` for a signal, as bubblewrap does).
 
-Protocol, one JSON object a line: the zygote writes ``{"event": "ready", "pid": ...}`` once, reads
+Protocol, one JSON object a line: the zygote reads ``{"preload": [modules]}`` first, imports them, writes
+``{"event": "ready", "pid": ...}`` once, then reads
 ``{"op": "fork", "argv": [...], "sockets": DIR, "disk_mb": ..., "memory_mb": ..., "file_mb": ...,
 "nproc": ...}`` on stdin and answers ``{"event": "forked", "pid": ...}`` (the init's pid in the zygote's
 namespace) or ``{"event": "error", "error": ...}``; later ``{"event": "exit", "pid": ..., "code": ...}``.
@@ -212,8 +213,21 @@ def _fork(request: dict) -> dict:
     return {"event": "error", "error": told.get("error", "?")}
 
 
-def serve(preload: list[str]) -> None:
-    """Import ``preload``, then fork kernels on request until stdin closes."""
+def _first_line() -> dict:
+    """The first line of stdin, read byte by byte so that nothing after it is consumed."""
+    line = b""
+    while not line.endswith(b"\n"):
+        byte = os.read(0, 1)
+        if not byte:
+            break
+        line += byte
+    return json.loads(line or b"{}")
+
+
+def serve() -> None:
+    """Import the modules the first line of stdin names (``{"preload": [...]}``), then fork kernels on
+    request until stdin closes."""
+    preload = _first_line().get("preload", [])
     sys.path[:] = [p for p in sys.path if p]  # not the working folder
     _check(_libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0), "PR_SET_DUMPABLE")
     _check(_libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "PR_SET_CHILD_SUBREAPER")
@@ -261,4 +275,4 @@ def serve(preload: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1:])
+    serve()
