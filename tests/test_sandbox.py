@@ -259,6 +259,15 @@ def test_each_attack_earns_only_its_honest_points(graded, name):
         assert status in row["status"], row["status"]
 
 
+def test_grades_say_who_the_kernels_ran_as(graded):
+    from coursekit.grading import sandbox
+
+    expected = "grader" if os.geteuid() else ("nobody" if sandbox.unprivileged() else "root")
+    assert graded["data"]["sandbox"] is True and graded["data"]["sandbox_user"] == expected
+    if os.geteuid() == 0 and sandbox.unprivileged():
+        assert sandbox.kernel_argv("/tmp/s", {})[0].endswith("setpriv")
+
+
 def test_nothing_outside_the_sandbox_changed(graded):
     assert graded["package"] and graded["key"], "the kernel wrote into the package or the key"
     assert graded["received"] == [], "a kernel reached the network"
@@ -426,6 +435,7 @@ def _gone(pid: int) -> bool:
 
 def test_a_zygote_left_with_a_kernel_is_not_reused():
     """The grader hands a zygote to the next submission only when no kernel of it is left."""
+    from coursekit.grading import sandbox
     from coursekit.grading.grade import Settings
     from coursekit.grading.warm import ZygoteClient, ZygotePool
 
@@ -436,6 +446,7 @@ def test_a_zygote_left_with_a_kernel_is_not_reused():
         client = ZygoteClient(*zygote.runner_args()[1], zygote.pid, str(zygote.sockets))
         sockets = zygote.sockets / "k1"
         sockets.mkdir()
+        sandbox.hand_over(sockets)  # as the runner does: the sandbox's host user writes its sockets there
         # a kernel no runner talks to: it waits for one, as a kernel whose runner was killed would
         nspid, pid = client.fork(["-f", str(sockets / "kernel.json")], str(sockets), disk_mb=8, memory_mb=0,
                                  file_mb=8, nproc=64)
