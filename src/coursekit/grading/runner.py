@@ -577,6 +577,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-files", type=int, default=10000)
     parser.add_argument("notebook")
     parser.add_argument("events")
+    parser.add_argument("--unprivileged", choices=("0", "1"),
+                        help="whether the sandbox runs as an unprivileged host user (the grader decided)")
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--cell-timeout", type=float, default=60)
     parser.add_argument("--memory-mb", type=int, default=4096)
@@ -585,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zygote", metavar="TO,FROM,PID,SOCKETS",
                         help="fork kernels from this zygote (coursekit.grading.warm): pipes, pid, sockets folder")
     args = parser.parse_args(argv)
+    if args.unprivileged is not None:
+        sandbox._unprivileged = args.unprivileged == "1"
     zygote = None
     if args.zygote:
         to_zygote, from_zygote, pid, sockets = args.zygote.split(",", 3)

@@ -66,18 +66,26 @@ def _drop() -> list[str]:
     return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all"]
 
 
-@functools.lru_cache(maxsize=1)
+_unprivileged: bool | None = None  # decided once per grading (the runner is told: ``--unprivileged``)
+
+
 def unprivileged() -> bool:
     """Whether sandboxes run as an unprivileged host user: always, unless the grader is root and ``nobody``
     cannot start the course's Python in a sandbox (e.g. the environment lives under ``/root``); then they
     run as root, which ``grade`` reports as a warning and in ``grades.json``."""
-    if os.geteuid() != 0:
-        return True
-    probe = [*_drop(), *_walls_args(None, {}, 1), "--", sys.executable, "-c", "import coursekit.grading.zygote"]
-    try:
-        return subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    global _unprivileged
+    if _unprivileged is None:
+        if os.geteuid() != 0:
+            _unprivileged = True
+        else:
+            probe = [*_drop(), *_walls_args(None, {}, 1), "--", sys.executable, "-c",
+                     "import coursekit.grading.zygote"]
+            try:
+                done = subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+                _unprivileged = done.returncode == 0
+            except (OSError, subprocess.TimeoutExpired):
+                _unprivileged = False
+    return _unprivileged
 
 
 def hand_over(path: str | os.PathLike) -> None:

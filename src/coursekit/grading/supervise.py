@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from coursekit.grading import protocol
+from coursekit.grading import protocol, sandbox
 from coursekit.grading.assembly import Planned
 from coursekit.grading.notebook import notebook_text, write_atomic
 from coursekit.grading.protocol import kill_group
@@ -84,7 +84,9 @@ def run_notebook(plan: list[Planned], settings: Settings, env: dict[str, str],
                    "--workdir", str(tmp / "work"), "--cell-timeout", str(settings.cell_timeout),
                    "--memory-mb", str(settings.memory_mb), "--max-restarts", str(settings.max_restarts),
                    "--disk-mb", str(settings.disk_mb), "--max-processes", str(settings.max_processes),
-                   "--max-files", str(settings.max_files)] + (["--sandbox"] if settings.sandbox else [])
+                   "--max-files", str(settings.max_files)]
+        if settings.sandbox:  # and who the sandbox runs as, decided once here
+            command += ["--sandbox", "--unprivileged", "1" if sandbox.unprivileged() else "0"]
         fds: tuple[int, ...] = ()
         if zygote is not None:
             extra, fds = zygote.runner_args()
