@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 from contextlib import contextmanager
@@ -164,7 +163,7 @@ def _grade(args: argparse.Namespace) -> int:
               "the key and forge its results. Grade only work you trust this way.", file=sys.stderr)
     with _input_errors_are_usage():
         key = load_key(args.key)  # read once: the grading and the reports see the same key
-        if settings.sandbox and os.geteuid() == 0 and not sandbox.unprivileged():
+        if settings.sandbox and sandbox.runs_as() == "root":
             print("coursekit grade: warning: grading as root and the user nobody cannot run the course's "
                   "Python (is it under /root?): sandboxes run as root, which can read root's files. Install "
                   "the course where every user can read it, or grade as an ordinary user.", file=sys.stderr)

@@ -24,7 +24,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from coursekit.data.digits import Split, load_digits_split
+from coursekit.data.digits import Split, load_digits_split, stack_pairs
 from coursekit.errors import UsageError
 
 DATA_ENV, ROOT_ENV = "COURSEKIT_DATA", "COURSEKIT_DATA_ROOT"
@@ -108,10 +108,5 @@ def load_scenes(n_train: int, n_val: int, n_test: int, seed: int = 0) -> Split:
         raise UsageError(f"Oxford-IIIT Pet under {root} has {len(trainval)} trainval and {len(test)} test images; "
                          f"asked for {n_train} + {n_val} and {n_test}")
     order = torch.randperm(len(trainval), generator=torch.Generator().manual_seed(seed)).tolist()
-
-    def stack(dataset, indices):
-        pairs = [dataset[i] for i in indices]
-        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-
-    return Split(*stack(trainval, order[:n_train]), *stack(trainval, order[n_train:n_train + n_val]),
-                 *stack(test, range(n_test)), name="pets", classes=PET_CLASSES)
+    return Split(*stack_pairs(trainval, order[:n_train]), *stack_pairs(trainval, order[n_train:n_train + n_val]),
+                 *stack_pairs(test, range(n_test)), name="pets", classes=PET_CLASSES)

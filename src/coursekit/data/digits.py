@@ -62,6 +62,12 @@ class Split:
         return Batches(x, y, batch_size=batch_size, shuffle=shuffle, augment=augment, seed=seed)
 
 
+def stack_pairs(dataset, indices) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(x, y)`` items of ``dataset`` at ``indices``, stacked into two tensors (a ``Split``'s halves)."""
+    pairs = [dataset[i] for i in indices]
+    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
 def load_digits_split(seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15,
                       flat: bool = True, limit: int | None = None) -> Split:
     """Load the 1,797 digits (pixels 0..16 scaled to [0, 1]) and split them, stratified by class.

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from coursekit.data.digits import Split
+from coursekit.data.digits import Split, stack_pairs
 
 CLASSES = ("background", "circle", "square", "triangle")
 
@@ -166,9 +166,7 @@ def detection_collate(batch):
 
 
 def _stack(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    ds = ShapesSegmentation(n, size=size, seed=seed)
-    pairs = [ds[i] for i in range(n)]
-    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+    return stack_pairs(ShapesSegmentation(n, size=size, seed=seed), range(n))
 
 
 def load_shapes_split(n_train: int = 2000, n_val: int = 200, n_test: int = 500, size: int = 64,

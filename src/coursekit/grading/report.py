@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 from pathlib import Path
 
@@ -58,22 +57,12 @@ def grades_csv(results: list[Result], exercises: dict[str, Exercise]) -> str:
     return buffer.getvalue()
 
 
-def sandbox_user(settings: Settings) -> str | None:
-    """Who the kernels ran as on this machine: ``None`` unsandboxed, else ``"nobody"`` (a root grader's
-    sandboxes), ``"root"`` (where ``nobody`` could not run the course) or ``"grader"`` (the grader's own user)."""
-    if not settings.sandbox:
-        return None
-    if os.geteuid() != 0:
-        return "grader"
-    return "nobody" if sandbox.unprivileged() else "root"
-
-
 def grades_json(results: list[Result], exercises: dict[str, Exercise], settings: Settings) -> str:
     graded = sorted({r.exercise for r in results if r.exercise in exercises})
     data = {
         "format": FORMAT,
         "sandbox": settings.sandbox,
-        "sandbox_user": sandbox_user(settings),
+        "sandbox_user": sandbox.runs_as() if settings.sandbox else None,  # "grader", "nobody" or "root"
         "settings": {"cell_timeout_s": settings.cell_timeout, "timeout_s": settings.timeout,
                      "memory_mb": settings.memory_mb, "sandbox": settings.sandbox, "disk_mb": settings.disk_mb,
                      "max_processes": settings.max_processes, "max_files": settings.max_files},

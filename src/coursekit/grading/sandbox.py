@@ -88,15 +88,23 @@ def unprivileged() -> bool:
     return _unprivileged
 
 
+def runs_as() -> str:
+    """Who the sandboxes run as on the host: ``"grader"`` (the grader's own user, not root), ``"nobody"``
+    (a root grader's, where ``unprivileged()``) or ``"root"`` (where ``nobody`` cannot run the course)."""
+    if os.geteuid() != 0:
+        return "grader"
+    return "nobody" if unprivileged() else "root"
+
+
 def hand_over(path: str | os.PathLike) -> None:
     """Give the sandbox's host user ``path`` (a folder it must write in, a connection file it must read)."""
-    if os.geteuid() == 0 and unprivileged():
+    if runs_as() == "nobody":
         os.chown(path, NOBODY, NOBODY)
 
 
 def reachable(path: str | os.PathLike) -> None:
     """Let the sandbox's host user pass through folder ``path`` (to bind what is below it), not list it."""
-    if os.geteuid() == 0 and unprivileged():
+    if runs_as() == "nobody":
         os.chmod(path, os.stat(path).st_mode | 0o111)
 
 
@@ -182,7 +190,7 @@ def _walls_args(sockets: str | None, env: dict[str, str], disk_mb: int, extra: t
             "--dir", WORKDIR, "--dir", "/tmp/matplotlib"]
     for path in readonly_paths():
         args += ["--ro-bind", path, path]
-    if os.geteuid() == 0:  # as root, or as nobody where that fails: hide what only root may read
+    if os.geteuid() == 0:  # a root grader's sandbox, as root or as nobody (then a second wall): hide root's files
         args += _private_etc()
     if sockets is not None:
         args += ["--bind", sockets, sockets]

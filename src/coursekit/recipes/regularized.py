@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from coursekit.engine import fine_tune, greedy_pretrain
+from coursekit.errors import UsageError
 from coursekit.metrics.classification import accuracy
 from coursekit.metrics.reconstruction import evaluate_mse, psnr
 from coursekit.models import count_parameters
@@ -25,7 +26,6 @@ from coursekit.models.stacked import stacked_classifier
 from coursekit.ops.corruption import Corruption, corrupt
 from coursekit.ops.penalties import (code_sensitivity, contractive_penalty, dataset_rho_hat, jacobian_frobenius,
                                      kl_sparsity, sparse_penalty)
-from coursekit.errors import UsageError
 from coursekit.recipes import TrainConfig, TrainResult
 from coursekit.recipes.autoencoders import load_split, reconstruction_metrics, train_with
 

@@ -10,7 +10,7 @@ Each reports, on the test split and from one dataset-level confusion matrix: ``m
 
 from __future__ import annotations
 
-from coursekit.data import CLASSES, Split, load_shapes_split
+from coursekit.data import Split, load_shapes_split
 from coursekit.engine import evaluate, train_segmentation
 from coursekit.models import count_parameters, get_model
 from coursekit.recipes import RECIPES, TrainConfig, TrainResult
@@ -24,11 +24,12 @@ def shapes_split(config: TrainConfig) -> Split:
 def train_segmenter(config: TrainConfig, split: Split | None = None) -> TrainResult:
     """Build the recipe's model, train it on the shapes split with the shared budget, test it."""
     split = split if split is not None else shapes_split(config)
-    arch = {"num_classes": len(CLASSES), **config["arch"]}
+    arch = {"num_classes": len(split.classes), **config["arch"]}
     model = get_model(RECIPES[config.recipe].builder, **arch)
     history = train_segmentation(model, split, epochs=config["epochs"], lr=config["lr"],
                                  batch_size=config["batch_size"], loss=config["loss"], device=config.device, amp=True,
                                  progress=config.progress, seed=config.seed, desc=config.recipe)
-    metrics = evaluate(model, split.x_test, split.y_test, device=config.device).summary(CLASSES)
+    cm = evaluate(model, split.x_test, split.y_test, len(split.classes), device=config.device)
+    metrics = cm.summary(split.classes)
     metrics.update(parameters=float(count_parameters(model)), train_seconds=history.last["train_seconds"])
     return TrainResult(model, arch, metrics, history)
