@@ -142,11 +142,11 @@ def test_the_first_failing_run_stops_the_bench_with_its_command(monkeypatch):
 
     calls = []
 
-    def fake_run(words, threads):
+    def fake_run(words, threads, env=None):
         calls.append(words)
         raise RuntimeError(f"`coursekit {' '.join(words)}` failed with exit 1: boom")
 
-    monkeypatch.setattr(bench, "_run", fake_run)
+    monkeypatch.setattr(bench, "train_once", fake_run)
     with pytest.raises(RuntimeError, match="train dense-ae --seed 0 .*boom"):
         run_comparison("reconstruction-loss", [0, 1, 2], quick=True, jobs=1, progress=False)
     assert len(calls) < 6  # the remaining runs were cancelled, not all started

@@ -171,9 +171,10 @@ def results_dir() -> Path:
     return Path(os.environ.get(RESULTS_ENV) or Path(__file__).resolve().parents[2] / "results")
 
 
-def _run(words: list[str], threads: int) -> tuple[dict[str, float], float]:
-    """One ``coursekit train`` process: its final metrics and wall seconds; a failure raises, naming the run."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+def train_once(words: list[str], threads: int, env: Mapping[str, str] | None = None) -> tuple[dict[str, float], float]:
+    """One ``coursekit train`` process (``words`` after the program name) with ``threads`` CPU threads and
+    ``env`` added to the environment: its final metrics and wall seconds; a failure raises, naming the run."""
+    env = dict(os.environ, **(env or {}), OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     env.pop("COURSEKIT_QUICK", None)  # the command's own --quick decides, as it does for a reader
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "coursekit", *words], capture_output=True, text=True, env=env)
@@ -205,7 +206,7 @@ def run_comparison(name: str, seeds: list[int], *, quick: bool = False, device: 
     pool = ThreadPoolExecutor(jobs)
     try:
         with tqdm(total=len(runs), desc=name, disable=not progress) as bar:
-            futures = [pool.submit(_run, arm.command(seed, quick, device), threads) for arm, seed in runs]
+            futures = [pool.submit(train_once, arm.command(seed, quick, device), threads) for arm, seed in runs]
             for future in futures:
                 future.add_done_callback(lambda _: bar.update())
             outcomes = [future.result() for future in futures]  # the first failure raises here
@@ -349,4 +350,4 @@ def load_record(name: str, folder: str | os.PathLike | None = None) -> Record:
 
 
 __all__ = ["Arm", "COMPARISONS", "Comparison", "MIN_SEEDS", "Record", "get_comparison", "higher_is_better",
-           "load_record", "results_dir", "run_comparison", "summarise", "write_record"]
+           "load_record", "results_dir", "run_comparison", "summarise", "train_once", "write_record"]

@@ -6,6 +6,9 @@
 * ``seed_everything(seed)`` seeds Python, NumPy and torch: for entry points only. Library code that
   needs seeded randomness (a model's initialisation, a corruption) runs ``with seeded(seed):``, which
   restores the caller's random state afterwards, so a library call never resets the caller's RNG.
+* ``COURSEKIT_ONEDNN=off`` turns PyTorch's oneDNN (MKL-DNN) CPU kernels off when ``get_device`` resolves the
+  device, so convolutions take ATen's own CPU path: one of the CPU kernel paths that
+  ``benchmarks/robustness.py`` checks the course's trainings on (with ``ONEDNN_MAX_CPU_ISA``).
 * ``quick_mode()`` is true when ``COURSEKIT_QUICK=1``; ``budget(full, quick)`` picks a size by mode,
   so a chapter runs in seconds under tests and at full fidelity in the book build.
 
@@ -26,18 +29,24 @@ if TYPE_CHECKING:
     import torch
 
 DEVICE_ENV = "COURSEKIT_DEVICE"
+ONEDNN_ENV = "COURSEKIT_ONEDNN"
 QUICK_ENV = "COURSEKIT_QUICK"
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def get_device(name: str | torch.device | None = None) -> torch.device:
     """Return the device to compute on: ``name``, else ``$COURSEKIT_DEVICE``, else cuda > mps > cpu.
+
+    With ``$COURSEKIT_ONEDNN`` set to ``off`` it also turns oneDNN's CPU kernels off (see the module's doc).
 
     A ``torch.device`` passes through unchanged. Raises ``UsageError`` for an unknown name or one this
     machine lacks.
     """
     import torch
 
+    if os.environ.get(ONEDNN_ENV, "").strip().lower() in _FALSE:
+        torch.backends.mkldnn.enabled = False
     if isinstance(name, torch.device):
         return name
     name = name or os.environ.get(DEVICE_ENV) or None
