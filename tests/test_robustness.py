@@ -55,6 +55,7 @@ def test_the_record_reads_back_worst_gap_and_goal(fake, tmp_path):
     assert s["n"] == 6 and s["min"] == pytest.approx(0.79) and s["max"] == pytest.approx(0.82)
     assert robust.worst("SegNet") == pytest.approx(0.79)
     assert robust.gap("SegNet") == pytest.approx(0.805 - 0.79) and robust.within_goal("SegNet")
+    assert robust.floor("SegNet") == pytest.approx(0.79 - (0.805 - 0.79))
     table = robust.table()
     assert "SegNet" in table and "avx2 0.790/0.800/0.810 (3)" in table and "ok" in table
     with pytest.raises(KeyError, match="no run of 'FCN-8s'"):
@@ -67,6 +68,7 @@ def test_an_error_metric_is_judged_relative_to_its_median(monkeypatch):
     robust = Robustness({"runs": runs})
     assert robust.worst("toy") == pytest.approx(0.0106)
     assert robust.gap("toy") == pytest.approx(0.06) and not robust.within_goal("toy")
+    assert robust.floor("toy") == pytest.approx(0.0112)
     assert "MISS" in robust.table(["toy"])
 
 

@@ -449,3 +449,17 @@ def test_unet_weight_map_is_the_papers_equation_2():
         assert float(row[col]) == pytest.approx(2 + 10 * math.exp(-((d1 + d2) ** 2) / 50), rel=1e-6), col
     with pytest.raises(ValueError, match="K >= 2"):
         unet_weight_map(masks[:1])
+
+
+def test_checkpoint_results_are_the_rows_of_the_shipped_checkpoints(recipe_test_split):
+    from coursekit.engine import checkpoint_results
+
+    models, rows = checkpoint_results({"FCN-8s": "fcn8s", "U-Net": "unet"}, recipe_test_split, device="cpu")
+    assert list(models) == list(rows) == ["FCN-8s", "U-Net"]
+    for label, name in (("FCN-8s", "fcn8s"), ("U-Net", "unet")):
+        meta = json.loads((CHECKPOINTS / f"{name}.json").read_text())
+        assert rows[label]["miou"] == pytest.approx(meta["metrics"]["miou"], abs=1e-4)  # the recipe's test scenes
+        assert rows[label]["recorded_miou"] == meta["metrics"]["miou"]
+        assert rows[label]["seconds"] == meta["metrics"]["train_seconds"]
+        assert rows[label]["params"] == sum(p.numel() for p in models[label].parameters())
+        assert not models[label].training

@@ -173,6 +173,15 @@ class Robustness:
         s = self.summary(label)
         return s["min"] if higher_is_better(CHAPTER_RUNS[label].metric) else s["max"]
 
+    def floor(self, label: str) -> float:
+        """The lowest value (for an error: the highest) a chapter's live run of ``label`` may show: the
+        record's worst run, moved away from the median once more by the worst run's own distance to it.
+        Another CPU than those recorded may land a little beyond the worst recorded run, not further."""
+        s = self.summary(label)
+        if higher_is_better(CHAPTER_RUNS[label].metric):
+            return 2 * s["min"] - s["median"]
+        return 2 * s["max"] - s["median"]
+
     def gap(self, label: str) -> float:
         """How far the worst run is from the median: absolute for a score, relative for an error."""
         s = self.summary(label)

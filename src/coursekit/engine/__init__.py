@@ -4,7 +4,7 @@
 * autoencoders: ``train_autoencoder`` (plain, sparse, denoising, contractive: a penalty or a
   corruption), ``refine_lbfgs``, and the stacked AE's ``greedy_pretrain`` / ``pretrain_layer`` /
   ``fine_tune``.
-* segmentation: ``train_segmentation``, ``predict``, ``evaluate``, ``train_and_test``.
+* segmentation: ``train_segmentation``, ``predict``, ``evaluate``, ``train_and_test``, ``checkpoint_results``.
 * detection (``coursekit.engine.detection``, its own import): ``train_detector``, ``predict``,
   ``evaluate_detector``.
 
@@ -14,8 +14,8 @@ Each loop takes the device and a seed from its caller; none resets the caller's 
 from coursekit.engine.autoencoder import (fine_tune, greedy_pretrain, layer_inputs, pretrain_layer, refine_lbfgs,
                                           train_autoencoder)
 from coursekit.engine.fit import History, fit, to_device
-from coursekit.engine.segmentation import evaluate, predict, train_and_test, train_segmentation
+from coursekit.engine.segmentation import evaluate, predict, checkpoint_results, train_and_test, train_segmentation
 
 __all__ = ["History", "evaluate", "fine_tune", "fit", "greedy_pretrain", "layer_inputs", "predict",
-           "pretrain_layer", "refine_lbfgs", "to_device", "train_and_test", "train_autoencoder",
+           "pretrain_layer", "checkpoint_results", "refine_lbfgs", "to_device", "train_and_test", "train_autoencoder",
            "train_segmentation"]

@@ -4,13 +4,14 @@
 AdamW and a one-cycle learning-rate schedule, random flips/transposes as augmentation (our shapes'
 classes do not change under them), and bfloat16 mixed precision on CUDA; ``evaluate`` accumulates one
 confusion matrix over the whole split (``coursekit.metrics.segmentation``); ``train_and_test``
-compares several models trained on the same budget (``coursekit.plot.format_results`` prints them).
+compares several models trained on the same budget (``coursekit.plot.format_results`` prints them);
+``checkpoint_results`` gives the same rows for the shipped checkpoints of the recipes.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -102,3 +103,22 @@ def train_and_test(builders: dict[str, Callable[..., nn.Module]], split: Split, 
         results[name] = {**cm.summary(split.classes),
                          "seconds": seconds, "params": count_parameters(models[name])}
     return models, results
+
+
+def checkpoint_results(names: Mapping[str, str], split: Split, *, device: torch.device | str | None = None
+                     ) -> tuple[dict[str, nn.Module], dict[str, dict[str, float]]]:
+    """Shipped checkpoints (a label for each name in ``checkpoints/``) tested on ``split``'s test scenes.
+
+    Returns the models and rows like ``train_and_test``'s: the test metrics, ``params``, ``seconds`` (the
+    training time the checkpoint's sidecar records, on the machine that trained it) and ``recorded_miou``
+    (the test mIoU it records, on the recipe's test scenes).
+    """
+    from coursekit.checkpoint import load_trained
+
+    models, rows = {}, {}
+    for label, name in names.items():
+        models[label], meta = load_trained(name)  # rebuilt from its sidecar, on the CPU, in eval mode
+        cm = evaluate(models[label], split.x_test, split.y_test, len(split.classes), device=device)
+        rows[label] = {**cm.summary(split.classes), "params": count_parameters(models[label]),
+                       "seconds": meta["metrics"]["train_seconds"], "recorded_miou": meta["metrics"]["miou"]}
+    return models, rows
