@@ -1,7 +1,7 @@
 """Robustness of the chapters' live trainings over seeds and CPU kernel paths: a record and a table.
 
     python benchmarks/robustness.py                                  # every chapter run, seeds 0-9, every path
-    python benchmarks/robustness.py --runs SegNet FCN-8s --seeds 0 1 2 --paths native avx2 --jobs 2
+    python benchmarks/robustness.py --runs SegNet --seeds 0 1 2 --paths native avx2 --jobs 2
     python benchmarks/robustness.py --table                          # print the table of the record only
 
 Each run is the chapter's ``coursekit train ... --json`` command on one CPU thread, under one of the

@@ -58,8 +58,8 @@ def test_the_record_reads_back_worst_gap_and_goal(fake, tmp_path):
     assert robust.floor("SegNet") == pytest.approx(0.79 - (0.805 - 0.79))
     table = robust.table()
     assert "SegNet" in table and "avx2 0.790/0.800/0.810 (3)" in table and "ok" in table
-    with pytest.raises(KeyError, match="no run of 'FCN-8s'"):
-        robust.summary("FCN-8s")
+    with pytest.raises(KeyError, match="no run of 'U-Net, 3 epochs, CE'"):
+        robust.summary("U-Net, 3 epochs, CE")
 
 
 def test_an_error_metric_is_judged_relative_to_its_median(monkeypatch):
@@ -88,7 +88,7 @@ def test_coursekit_onednn_off_turns_onednn_off_where_the_device_is_resolved():
 
 def test_kernels_reads_onednn_log_of_a_quick_run():
     """The real probe on a tiny conv net: oneDNN held to AVX2 runs AVX2 kernels, and no kernel when off."""
-    run = CHAPTER_RUNS["FCN-8s"]
+    run = CHAPTER_RUNS["SegNet"]
     avx2 = robustness.kernels(run, "avx2")
     assert any(k.startswith("convolution:") and "avx2" in k for k in avx2), avx2
     assert not any("avx512" in k for k in avx2)
