@@ -28,11 +28,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 
-# ensure_tool COMMAND WHAT PACKAGE...: a system tool some checks need. Installed when we can (root with
-# apt, as in CI); otherwise we say how, and the tests that need it are skipped with that reason.
+# ensure_tool COMMAND WHAT PACKAGE...: a system tool (or, for a COMMAND that starts with /, a file) some
+# checks need. Installed when we can (root with apt, as in CI); otherwise we say how, and the tests that need
+# it are skipped with that reason.
 ensure_tool() {
   local command="$1" what="$2"; shift 2
-  command -v "$command" >/dev/null 2>&1 && return 0
+  case "$command" in
+    /*) [ -e "$command" ] && return 0 ;;
+    *) command -v "$command" >/dev/null 2>&1 && return 0 ;;
+  esac
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "[setup] installing $* ($what)" >&2
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } >&2 \
@@ -45,3 +49,6 @@ ensure_tool() {
 
 # `coursekit grade` runs each student's kernel in a bubblewrap sandbox (book/instructors.md).
 ensure_tool bwrap "the grader's sandbox" bubblewrap
+# Real Fashion-MNIST (the four original IDX .gz files) for the loader's tests and for COURSEKIT_DATA=fashion
+# with COURSEKIT_DATA_ROOT=/usr/share/datasets.
+ensure_tool /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz "real Fashion-MNIST" dataset-fashion-mnist

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -184,7 +186,89 @@ def test_mnist_loaders_read_real_idx_files(tmp_path, kind, folder):
 
 
 def test_missing_mnist_names_the_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"MNIST not found under .*MNIST/raw .*train-images-idx3-ubyte"):
+    with pytest.raises(FileNotFoundError, match=r"mnist not found: none of .*MNIST/raw or .*mnist holds .*train-images-idx3-ubyte"):
         load_mnist(tmp_path)
     with pytest.raises(ValueError, match="unknown kind 'kmnist'"):
         load_mnist(tmp_path, "kmnist")
+
+
+# ------------------------------------------------------------------- IDX files as Debian and the authors ship them
+DEBIAN_FASHION = Path("/usr/share/datasets")
+HAS_FASHION = (DEBIAN_FASHION / "fashion-mnist" / "train-images-idx3-ubyte.gz").is_file()
+
+
+def _write_gz_mnist(folder: Path, n_train: int = 30, n_test: int = 10) -> dict[str, np.ndarray]:
+    """The four files gzipped, Debian's layout (``folder`` is ROOT/fashion-mnist); returns the arrays."""
+    import gzip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+              "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8)}
+    for name, array in arrays.items():
+        plain = folder / name
+        write_idx(plain, array)
+        (folder / f"{name}.gz").write_bytes(gzip.compress(plain.read_bytes()))
+        plain.unlink()
+    return arrays
+
+
+def test_gzipped_files_in_debians_layout_load(tmp_path):
+    arrays = _write_gz_mnist(tmp_path / "fashion-mnist")
+    split = load_mnist(tmp_path, "fashion", val_fraction=0.2)
+    assert split.x_train.shape == (24, 784) and split.x_val.shape == (6, 784) and split.x_test.shape == (10, 784)
+    assert torch.equal(split.y_test, torch.from_numpy(arrays["t10k-labels-idx1-ubyte"]).long())
+    assert split.classes[0] == "T-shirt/top" and split.name == "fashion"
+
+
+def _broken(tmp_path, name: str, data: bytes) -> Path:
+    _write_gz_mnist(tmp_path / "fashion-mnist")
+    path = tmp_path / "fashion-mnist" / f"{name}.gz"
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("case, message", [
+    ("truncated gzip", r"train-images-idx3-ubyte.gz: not a complete gzip file .*truncated or corrupted"),
+    ("not gzip", r"train-images-idx3-ubyte.gz: not a complete gzip file"),
+    ("wrong magic", r"train-images-idx3-ubyte.gz: magic number 0x00000801, expected images \(0x00000803\)"),
+    ("short body", r"train-images-idx3-ubyte.gz: the header says 30 x 28 x 28 = 23,520 bytes of data, the file holds 23,519"),
+    ("label count", r"train-labels-idx1-ubyte.gz: 29 labels for the 30 images of train-images-idx3-ubyte.gz"),
+    ("bad label", r"train-labels-idx1-ubyte.gz: label 12 found, the classes are 0-9"),
+])
+def test_broken_idx_files_are_named_with_their_problem(tmp_path, case, message):
+    import gzip
+
+    from coursekit.data.real import InvalidDataFile
+
+    rng = np.random.default_rng(2)
+    good = tmp_path / "good.idx"
+    write_idx(good, rng.integers(0, 256, (30, 28, 28), dtype=np.uint8))
+    raw = good.read_bytes()
+    data = {"truncated gzip": gzip.compress(raw)[:-40], "not gzip": b"P4 not a gzip stream at all",
+            "wrong magic": gzip.compress(b"\x00\x00\x08\x01" + raw[4:]), "short body": gzip.compress(raw[:-1])}
+    if case in data:
+        _broken(tmp_path, "train-images-idx3-ubyte", data[case])
+    else:
+        labels = tmp_path / "labels.idx"
+        values = rng.integers(0, 10, 29 if case == "label count" else 30, dtype=np.uint8)
+        values[-1] = 12 if case == "bad label" else values[-1]
+        write_idx(labels, values)
+        _broken(tmp_path, "train-labels-idx1-ubyte", gzip.compress(labels.read_bytes()))
+    with pytest.raises(InvalidDataFile, match=message):
+        load_mnist(tmp_path, "fashion")
+
+
+@pytest.mark.skipif(not HAS_FASHION, reason="Debian's dataset-fashion-mnist is not installed (scripts/setup.sh "
+                    "installs it when run as root: apt-get install dataset-fashion-mnist)")
+def test_the_real_fashion_mnist_files_from_debian():
+    from coursekit.data.real import read_mnist_files
+
+    (train_x, train_y), (test_x, test_y) = read_mnist_files(DEBIAN_FASHION, "fashion")
+    assert train_x.shape == (60000, 28, 28) and test_x.shape == (10000, 28, 28) and train_x.dtype == np.uint8
+    assert np.bincount(train_y).tolist() == [6000] * 10 and np.bincount(test_y).tolist() == [1000] * 10
+    split = load_mnist(DEBIAN_FASHION, "fashion", val_fraction=1 / 6)
+    assert len(split.x_train) + len(split.x_val) == 60000 and split.x_test.shape == (10000, 784)
+    assert split.x_train.dtype == torch.float32 and 0 <= float(split.x_train.min()) and float(split.x_train.max()) == 1.0

@@ -5,7 +5,8 @@ By default every chapter runs offline on data that ships or is generated: Part I
 per part, comma-separated, read from the folder ``$COURSEKIT_DATA_ROOT`` in torchvision's layout:
 
     COURSEKIT_DATA=mnist          Part I on MNIST's 28×28 digits (ROOT/MNIST/raw/...)
-    COURSEKIT_DATA=fashion        Part I on Fashion-MNIST (ROOT/FashionMNIST/raw/...)
+    COURSEKIT_DATA=fashion        Part I on Fashion-MNIST (ROOT/FashionMNIST/raw/..., or Debian's
+                                  ROOT/fashion-mnist/*.gz: ROOT=/usr/share/datasets)
     COURSEKIT_DATA=pets           chapters 9-11 on Oxford-IIIT Pet at 128×128 (ROOT/oxford-iiit-pet/...)
     COURSEKIT_DATA=mnist,pets     both
 
