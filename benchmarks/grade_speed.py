@@ -53,7 +53,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
-    from coursekit.grading import sandbox
+    from coursekit.grading.isolation import sandbox
     from coursekit.grading.grade import Settings, grade_folder
 
     modes = [(mode, MODES[mode]) for mode in args.modes]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from coursekit.grading import sandbox
+from coursekit.grading.isolation import sandbox
 from coursekit.grading.release import release_notebook
 
 EXERCISE = "toy"

@@ -18,7 +18,7 @@ import grading_builders as gb
 from coursekit.cli import main
 from coursekit.grading.grade import Settings, find_submissions, grade_folder, grade_submission, load_key
 from coursekit.grading.report import grades_csv, write_reports
-from coursekit.grading.runner import _Watchdog
+from coursekit.grading.isolation.limits import Watchdog
 
 CELL_TIMEOUT, TIMEOUT, MEMORY_MB = 2.0, 25.0, 512
 # Sandboxed wherever bubblewrap works (CI installs it: scripts/setup.sh); tests/test_sandbox.py says so
@@ -167,7 +167,7 @@ def test_endless_loop_is_stopped_at_the_cell_limit_and_leaves_no_process(tmp_pat
 def test_watchdog_kills_a_process_group_that_overruns(tmp_path):
     """The hard per-cell limit: a thread kills the kernel whatever the event loop is doing."""
     proc = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
-    dog = _Watchdog()
+    dog = Watchdog()
     try:
         began = time.monotonic()
         dog.arm(proc.pid, 0.5)
@@ -197,7 +197,7 @@ def test_the_runner_starts_without_slow_imports():
 def test_the_grader_kills_a_runner_that_stops_reporting(tmp_path, key, monkeypatch, runner, margin, timeout,
                                                          status):
     """The outer walls do not depend on the runner: a hung or spinning runner is killed from outside."""
-    import coursekit.grading.supervise as supervise
+    import coursekit.grading.isolation.supervise as supervise
 
     monkeypatch.setattr(supervise, "RUNNER", [sys.executable, "-c", runner])
     monkeypatch.setattr(supervise, "STALL_MARGIN", margin)

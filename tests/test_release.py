@@ -18,7 +18,7 @@ import pytest
 
 import grading_builders as gb
 from coursekit.cli import main
-from coursekit.grading import sandbox
+from coursekit.grading.isolation import sandbox
 from coursekit.grading.grade import Settings, grade_folder
 from coursekit.grading.notebook import (BEGIN_HIDDEN, BEGIN_SOLUTION, compute_checksum, grade_id, nbgrader,
                                         task_of, validate_cell, validate_notebook)

@@ -150,7 +150,7 @@ for _pid in glob.glob("/proc/[0-9]*"):
         _cmd = open(f"{_pid}/cmdline", "rb").read().decode(errors="replace")
     except OSError:
         continue
-    if "coursekit.grading.zygote" in _cmd and not _cmd.rstrip("\0").endswith("serve()"):
+    if "coursekit.grading.isolation.zygote" in _cmd and not _cmd.rstrip("\0").endswith("serve()"):
         _reached.append(_cmd)
 '''
 SIGNALS = ("import os, signal\nfor _pid in (os.getppid(), 1):\n    for _sig in (signal.SIGTERM, signal.SIGSTOP, "
@@ -260,7 +260,7 @@ def test_each_attack_earns_only_its_honest_points(graded, name):
 
 
 def test_grades_say_who_the_kernels_ran_as(graded):
-    from coursekit.grading import sandbox
+    from coursekit.grading.isolation import sandbox
 
     expected = "grader" if os.geteuid() else ("nobody" if sandbox.unprivileged() else "root")
     assert graded["data"]["sandbox"] is True and graded["data"]["sandbox_user"] == expected
@@ -282,7 +282,7 @@ def test_no_sandbox_process_outlives_grading(graded):
         for p in psutil.process_iter(["cmdline", "create_time"]):
             cmd = " ".join(p.info["cmdline"] or [])
             recent = p.info["create_time"] and p.info["create_time"] >= graded["began"] - 1
-            if recent and any(mark in cmd for mark in ("coursekit-grade-", "coursekit-zygote-", "grading.zygote")):
+            if recent and any(mark in cmd for mark in ("coursekit-grade-", "coursekit-zygote-", "grading.isolation.zygote")):
                 left.append(p.pid)
         if not left or time.time() > deadline:
             break
@@ -291,7 +291,7 @@ def test_no_sandbox_process_outlives_grading(graded):
 
 
 def test_without_bwrap_grading_stops_with_one_line(tmp_path, monkeypatch, capsys):
-    from coursekit.grading import sandbox
+    from coursekit.grading.isolation import sandbox
 
     monkeypatch.setattr(sandbox, "bwrap", lambda: None)
     sandbox.problem.cache_clear()
@@ -400,7 +400,7 @@ for _c in glob.glob("/proc/[0-9]*/cmdline"):
 def test_kernels_forked_from_one_zygote_cannot_reach_it_or_each_other(tmp_path, monkeypatch):
     """Two submissions graded one after the other by one worker, so from ONE zygote (counted): the first
     can neither read, signal nor write anything of the zygote's, and the second sees nothing of the first."""
-    from coursekit.grading import warm
+    from coursekit.grading.isolation import warm
     from coursekit.grading.grade import Settings, grade_folder
 
     started = []
@@ -435,9 +435,9 @@ def _gone(pid: int) -> bool:
 
 def test_a_zygote_left_with_a_kernel_is_not_reused():
     """The grader hands a zygote to the next submission only when no kernel of it is left."""
-    from coursekit.grading import sandbox
+    from coursekit.grading.isolation import sandbox
     from coursekit.grading.grade import Settings
-    from coursekit.grading.warm import ZygoteClient, ZygotePool
+    from coursekit.grading.isolation.warm import ZygoteClient, ZygotePool
 
     pool = ZygotePool(Settings().environment(), ["json"])
     try:
@@ -468,7 +468,7 @@ def test_without_warm_kernels_grading_starts_each_from_nothing(tmp_path, monkeyp
     nothing, and a zygote that dies while it is lent out costs the student nothing either."""
     import signal
 
-    from coursekit.grading import warm
+    from coursekit.grading.isolation import warm
     from coursekit.grading.grade import Settings, find_submissions, grade_folder, grade_submission, load_key
 
     key = gb.write_key(tmp_path / "key")

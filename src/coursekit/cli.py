@@ -144,7 +144,7 @@ def _release(args: argparse.Namespace) -> int:
 def _grade(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from coursekit.grading import sandbox
+    from coursekit.grading.isolation import sandbox
     from coursekit.grading.grade import SandboxUnavailable, Settings, grade_folder, load_key, require_sandbox
     from coursekit.grading.report import number, write_reports
 

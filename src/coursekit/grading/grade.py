@@ -16,8 +16,8 @@ How a submission is graded (``grade_submission``): the notebook that runs is bui
 locked cells and its test cells (visible and hidden) come from ``solutions/``, and only the solution
 cells, matched by ``grade_id``, and code cells the student added come from the submission. So deleting,
 reordering or editing cells cannot change the tests; edited or deleted locked cells are reported. It runs
-in a fresh kernel in a bubblewrap sandbox (``coursekit.grading.sandbox``), forked by ``grade_folder`` from
-a warm zygote per worker (``coursekit.grading.warm``; ``Settings(warm=False)`` starts each from nothing;
+in a fresh kernel in a bubblewrap sandbox (``grading.isolation.sandbox``), forked by ``grade_folder`` from
+a warm zygote per worker (``grading.isolation.warm``; ``Settings(warm=False)`` starts each from nothing;
 ``Settings(sandbox=False)`` runs it unconfined in an empty temporary folder, as nbgrader does) with a time
 limit per cell and per notebook and a memory limit. The runner enforces the cell limit (interrupt, then
 kill); the grader adds walls that hold whatever happens inside the runner: at the notebook's limit, or when
@@ -32,7 +32,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from coursekit.grading import sandbox
+from coursekit.grading.isolation import sandbox
 from coursekit.grading.assembly import Planned, assemble
 from coursekit.grading.key import Exercise, TestCell, load_key, resolve_exercise
 from coursekit.grading.notebook import InvalidNotebook, parse_notebook
@@ -40,8 +40,8 @@ from coursekit.grading.results import Result, TestResult, _zero
 from coursekit.grading.scoring import score
 from coursekit.grading.settings import Settings
 from coursekit.grading.submissions import Submission, find_submissions
-from coursekit.grading.supervise import run_notebook, stop_all
-from coursekit.grading.warm import ZygotePool, preload
+from coursekit.grading.isolation.supervise import run_notebook, stop_all
+from coursekit.grading.isolation.warm import ZygotePool, preload
 
 __all__ = ["Exercise", "Planned", "Result", "SandboxUnavailable", "Settings", "Submission", "TestCell",
            "TestResult", "assemble", "find_submissions", "grade_folder", "grade_submission", "load_key",

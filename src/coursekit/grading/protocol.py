@@ -1,7 +1,7 @@
 """The contract between the grader (``supervise``) and the runner (``runner``), written once (stdlib only).
 
 The grader starts ``python -m coursekit.grading.runner NOTEBOOK EVENTS ...`` in a new session for each
-submission; the runner starts the kernel (in the sandbox, ``coursekit.grading.sandbox``), runs the cells
+submission; the runner starts the kernel (in the sandbox, ``coursekit.grading.isolation.sandbox``), runs the cells
 and appends one JSON line per event to EVENTS, a file in a folder the sandboxed kernel cannot see. Every
 outcome in EVENTS is what the runner observed over the Jupyter protocol (execute replies, errors, the
 partial-credit record); a cell with no ``end`` event was not observed and never scores.

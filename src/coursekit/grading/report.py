@@ -21,7 +21,7 @@ import json
 import re
 from pathlib import Path
 
-from coursekit.grading import sandbox
+from coursekit.grading.isolation import sandbox
 from coursekit.grading.key import Exercise
 from coursekit.grading.results import Result
 from coursekit.grading.settings import Settings

@@ -8,10 +8,10 @@ torch is loaded into the runner)::
 so nothing a submission does (an endless loop, a crash, ``os._exit``, a huge allocation) can reach the
 grader itself: the grader reads EVENTS, a JSON-lines log (``coursekit.grading.protocol``), and kills this
 process and its kernel when the notebook's own time limit is reached. With ``--sandbox`` the kernel runs
-in bubblewrap (``coursekit.grading.sandbox``): it cannot see EVENTS, the notebook file, this process or
+in bubblewrap (``coursekit.grading.isolation.sandbox``): it cannot see EVENTS, the notebook file, this process or
 anything else of the grader, so every outcome logged is what this process observed over the Jupyter
 protocol. With ``--zygote`` the kernel is not started but forked, in namespaces of its own, from the
-worker's warm zygote (``coursekit.grading.zygote``), whose pipes the grader passes down. Without a sandbox
+worker's warm zygote (``coursekit.grading.isolation.zygote``), whose pipes the grader passes down. Without a sandbox
 (``coursekit grade --no-sandbox``) the kernel runs as the grader's user, as nbgrader's
 does, and a student who has read this source can forge EVENTS.
 
@@ -49,7 +49,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -62,8 +61,8 @@ from jupyter_client.provisioning import LocalProvisioner  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 from nbclient.exceptions import CellTimeoutError, DeadKernelError  # noqa: E402
 
-from coursekit.grading import sandbox  # noqa: E402
-from coursekit.grading.warm import ZygoteClient, ZygoteError  # noqa: E402
+from coursekit.grading.isolation import limits, sandbox  # noqa: E402
+from coursekit.grading.isolation.warm import ZygoteClient, ZygoteError  # noqa: E402
 from coursekit.grading.protocol import KERNEL_START, PARTIAL_CREDIT_MIME, grace, hard_limit, kill_tree  # noqa: E402
 
 STREAM_LIMIT = 64 * 1024
@@ -74,21 +73,6 @@ _CELL_LINE = re.compile(r"Cell In\[(\d+)\], line (\d+)")
 
 def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
-
-
-def set_limits(memory_mb: int, file_mb: int) -> None:
-    """Limit this process and every child it starts (the kernel): heap memory, file size, no core files."""
-    try:
-        import resource
-    except ImportError:  # Windows: the watchdog and the timeouts still apply
-        return
-    wanted = [(resource.RLIMIT_CORE, 0), (resource.RLIMIT_FSIZE, file_mb * 2**20)]
-    if memory_mb > 0:
-        wanted.append((getattr(resource, "RLIMIT_DATA", resource.RLIMIT_AS), memory_mb * 2**20))
-    for limit, value in wanted:
-        soft, hard = resource.getrlimit(limit)
-        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        resource.setrlimit(limit, (value, hard))
 
 
 class _KernelSpecs(KernelSpecManager):
@@ -150,14 +134,16 @@ class _SandboxProvisioner(LocalProvisioner):
     """jupyter_client's local provisioner, handing the connection file it writes to the sandbox's host user
     (``sandbox.hand_over``: ``nobody`` when the grader is root) before the kernel starts."""
 
+    user: str | None = None  # the sandbox's host user (``sandbox.user_of``)
+
     async def pre_launch(self, **kwargs) -> dict:
         kwargs = await super().pre_launch(**kwargs)
-        sandbox.hand_over(self.parent.connection_file)
+        sandbox.hand_over(self.parent.connection_file, self.user)
         return kwargs
 
 
 class _ZygoteProvisioner(_SandboxProvisioner):
-    """Starts the kernel by asking the worker's zygote to fork one (``coursekit.grading.zygote``), not by
+    """Starts the kernel by asking the worker's zygote to fork one (``coursekit.grading.isolation.zygote``), not by
     running the kernelspec's command: its arguments after the first are ipykernel's."""
 
     zygote: ZygoteClient
@@ -193,80 +179,6 @@ class _Client(NotebookClient):
                 return None
             msg = {**msg, "content": {**content, "data": {PARTIAL_CREDIT_MIME: data[PARTIAL_CREDIT_MIME]}}}
         return super().output(outs, msg, display_id, cell_index)
-
-
-def become_subreaper() -> None:
-    """Linux: orphaned descendants (a daemon the kernel double-forked) are re-parented to this process."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    except (OSError, AttributeError):
-        pass
-
-
-def _folder_usage(folder: str) -> tuple[int, int]:
-    """How many entries and bytes ``folder`` holds (links not followed)."""
-    entries = size = 0
-    for root, folders, names in os.walk(folder):
-        entries += len(folders) + len(names)
-        for name in names:
-            try:
-                size += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
-    return entries, size
-
-
-def _proportional(procs) -> int:
-    """The processes' proportional set size (PSS): pages they share, with each other or with a zygote, counted
-    once. Slower than RSS, so read only when the RSS sum is past the limit (Linux; else the RSS sum)."""
-    total = 0
-    for p in procs:
-        try:
-            with open(f"/proc/{p.pid}/smaps_rollup") as f:
-                total += next(int(line.split()[1]) for line in f if line.startswith("Pss:")) * 1024
-        except (OSError, StopIteration, ValueError):
-            try:
-                total += p.memory_info().rss
-            except Exception:  # noqa: BLE001 - gone
-                pass
-    return total
-
-
-class _Watchdog:
-    """A thread that kills the kernel when a cell overruns its hard deadline (sleeps between checks)."""
-
-    def __init__(self):
-        self.deadline: float | None = None
-        self.pid: int | None = None
-        self.fired = False
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="cell-watchdog", daemon=True)
-        self._thread.start()
-
-    def arm(self, pid: int | None, seconds: float) -> None:
-        with self._lock:
-            self.pid, self.deadline, self.fired = pid, time.monotonic() + seconds, False
-
-    def disarm(self) -> None:
-        with self._lock:
-            self.deadline = None
-
-    def close(self) -> None:
-        self._stop.set()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.25):
-            with self._lock:
-                due = self.deadline is not None and time.monotonic() > self.deadline
-                if due:
-                    self.deadline, self.fired, pid = None, True, self.pid
-            if due:
-                kill_tree(pid)
 
 
 class _Events:
@@ -306,16 +218,17 @@ class Runner:
     def __init__(self, nb, events: _Events, *, workdir: str, cell_timeout: float, memory_mb: int,
                  max_restarts: int, sandboxed: bool = False, env: dict[str, str] | None = None,
                  disk_mb: int = 512, max_processes: int = 128, max_files: int = 10000, file_mb: int = 512,
-                 zygote: ZygoteClient | None = None):
+                 zygote: ZygoteClient | None = None, sandbox_user: str | None = None):
         self.nb, self.events, self.workdir = nb, events, workdir
         self.cell_timeout, self.memory_mb, self.max_restarts = cell_timeout, memory_mb, max_restarts
         self.sandboxed, self.env = sandboxed or zygote is not None, dict(os.environ if env is None else env)
         self.disk_mb, self.max_processes, self.max_files = disk_mb, max_processes, max_files
         self.file_mb, self.zygote = file_mb, zygote
+        self.sandbox_user = sandbox_user  # who the sandbox runs as on the host (``sandbox.user_of``); None: ask
         self.grace = grace(cell_timeout)  # how long an interrupted kernel has to answer
         # Past this, the watchdog thread kills the kernel whatever nbclient is doing.
         self.hard_limit = hard_limit(cell_timeout)
-        self.watchdog = _Watchdog()
+        self.watchdog = limits.Watchdog()
         self.client = _Client(nb, timeout=max(1, math.ceil(cell_timeout)), allow_errors=True,
                               interrupt_on_timeout=False, record_timing=False, startup_timeout=KERNEL_START,
                               iopub_timeout=4, coalesce_streams=False,
@@ -331,7 +244,7 @@ class Runner:
         if self.zygote is not None:
             # A subfolder of the zygote's sockets folder, the only part of it the kernel may write to.
             sockets = Path(tempfile.mkdtemp(prefix="k", dir=self.zygote.sockets))
-            sandbox.hand_over(sockets)
+            sandbox.hand_over(sockets, self.sandbox_user)
             specs = _SandboxSpecs()
             specs.argv = ["coursekit-zygote", "-f", "{connection_file}"]
             km = AsyncKernelManager(kernel_name="coursekit-zygote", kernel_spec_manager=specs, transport="ipc",
@@ -339,6 +252,7 @@ class Runner:
             km.kernel_id = f"zygote-{self.starts}"
             km.provisioner = _ZygoteProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
             km.provisioner.zygote = self.zygote
+            km.provisioner.user = self.sandbox_user
             km.provisioner.limits = {"disk_mb": self.disk_mb, "memory_mb": self.memory_mb, "file_mb": self.file_mb,
                                      "nproc": max(64, 8 * self.max_processes)}
             cwd = str(sockets)
@@ -348,16 +262,17 @@ class Runner:
             sockets = Path(self.workdir) / "sockets"
             sockets.mkdir(mode=0o700, exist_ok=True)
             for folder in (Path(self.workdir).parent, Path(self.workdir)):
-                sandbox.reachable(folder)  # the sandbox's host user binds sockets/ below them
-            sandbox.hand_over(sockets)
+                sandbox.reachable(folder, self.sandbox_user)  # the sandbox's host user binds sockets/ below them
+            sandbox.hand_over(sockets, self.sandbox_user)
             specs = _SandboxSpecs()
             specs.argv = sandbox.kernel_argv(str(sockets), self.env, disk_mb=self.disk_mb,
-                                             nproc=max(64, 8 * self.max_processes))
+                                             nproc=max(64, 8 * self.max_processes), user=self.sandbox_user)
             km = AsyncKernelManager(kernel_name="coursekit-sandbox", kernel_spec_manager=specs, transport="ipc",
                                     ip=str(sockets / f"k{self.starts}"),
                                     connection_file=str(sockets / f"kernel-{self.starts}.json"))
             km.kernel_id = f"sandbox-{self.starts}"
             km.provisioner = _SandboxProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
+            km.provisioner.user = self.sandbox_user
             cwd = str(sockets)
         else:
             km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=_KernelSpecs())
@@ -374,7 +289,11 @@ class Runner:
         pid = self.kernel_pid()
         self.events.write(event="kernel", pid=pid)
         if pid:
-            self._memory_task = asyncio.ensure_future(self._watch_limits(pid))
+            sockets = os.path.dirname(self.client.km.connection_file) if self.sandboxed else None
+            self._memory_task = asyncio.ensure_future(limits.watch(
+                pid, limits.Limits(memory_mb=self.memory_mb, disk_mb=self.disk_mb, max_processes=self.max_processes,
+                                   max_files=self.max_files),
+                sockets=sockets, forked=self.zygote is not None, on_limit=self._limit_reached))
 
     def kernel_pid(self) -> int | None:
         provisioner = getattr(self.client.km, "provisioner", None)
@@ -420,69 +339,8 @@ class Runner:
                 return f"kernel killed by signal {-code}"
         return f"kernel exited (code {code})"
 
-    def _sandbox_counts(self, pid: int, procs: list) -> tuple[int, int]:
-        """Processes and files in the sandbox whose ``bwrap`` is ``pid``, seen through its init's root (for
-        a forked kernel, ``pid`` is its namespace's init and ``procs`` all its processes)."""
-        import psutil
-
-        if self.zygote is not None:
-            try:
-                files = 0
-                for folder in (sandbox.WORKDIR, "/dev/shm"):
-                    st = os.statvfs(f"/proc/{pid}/root{folder}")
-                    files += st.f_files - st.f_ffree
-                return len(procs), files
-            except OSError:
-                return len(procs), 0
-        try:
-            init = psutil.Process(pid).children()[0].pid
-            root = f"/proc/{init}/root"
-            processes = sum(name.isdigit() for name in os.listdir(f"{root}/proc"))
-            files = 0
-            for folder in ("/tmp", "/dev/shm"):
-                st = os.statvfs(root + folder)
-                files += st.f_files - st.f_ffree
-            return processes, files
-        except (psutil.Error, IndexError, OSError):
-            return 0, 0
-
-    async def _watch_limits(self, pid: int) -> None:
-        """Kill the kernel when it and its children pass the memory limit, or the sandbox holds too many
-        processes (a fork bomb: root is exempt from ``RLIMIT_NPROC``) or files."""
-        import psutil
-
-        limit = self.memory_mb * 2**20
-        try:
-            kernel = psutil.Process(pid)
-            while True:
-                await asyncio.sleep(0.1)
-                why = None
-                procs = [kernel, *kernel.children(recursive=True)]
-                if self.sandboxed:
-                    processes, files = self._sandbox_counts(pid, procs)
-                    # the sockets folder is the host's, outside the sandbox's tmpfs: count it too
-                    entries, size = _folder_usage(os.path.dirname(self.client.km.connection_file))
-                    if processes > self.max_processes:
-                        why = f"process limit ({self.max_processes}) exceeded"
-                    elif files + entries > self.max_files:
-                        why = f"file count limit ({self.max_files}) exceeded"
-                    elif size > self.disk_mb * 2**20:
-                        why = f"disk limit ({self.disk_mb} MB) exceeded"
-                if why is None and self.memory_mb > 0:
-                    rss = 0
-                    for p in procs:
-                        try:
-                            rss += p.memory_info().rss
-                        except psutil.Error:
-                            pass
-                    if rss > limit and _proportional(procs) > limit:
-                        why = f"memory limit ({self.memory_mb} MB) exceeded"
-                if why:
-                    self.limit_killed = why
-                    kill_tree(pid)
-                    return
-        except psutil.Error:
-            return
+    def _limit_reached(self, why: str) -> None:
+        self.limit_killed = why
 
     async def responsive(self) -> bool:
         """After an interrupt: does the kernel answer a trivial request within the grace period?"""
@@ -585,22 +443,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file-mb", type=int, default=512)
     parser.add_argument("--max-restarts", type=int, default=3)
     parser.add_argument("--zygote", metavar="TO,FROM,PID,SOCKETS",
-                        help="fork kernels from this zygote (coursekit.grading.warm): pipes, pid, sockets folder")
+                        help="fork kernels from this zygote (grading.isolation.warm): pipes, pid, sockets folder")
     args = parser.parse_args(argv)
-    if args.unprivileged is not None:
-        sandbox._unprivileged = args.unprivileged == "1"
     zygote = None
     if args.zygote:
         to_zygote, from_zygote, pid, sockets = args.zygote.split(",", 3)
         zygote = ZygoteClient(int(to_zygote), int(from_zygote), int(pid), sockets)
-    set_limits(args.memory_mb, args.file_mb)
-    become_subreaper()
+    limits.set_limits(args.memory_mb, args.file_mb)
+    limits.become_subreaper()
     events = _Events(args.events)
     nb = nbformat.read(args.notebook, as_version=4)
     runner = Runner(nb, events, workdir=str(Path(args.workdir).resolve()), cell_timeout=args.cell_timeout,
                     memory_mb=args.memory_mb, max_restarts=args.max_restarts, sandboxed=args.sandbox,
                     disk_mb=args.disk_mb, max_processes=args.max_processes, max_files=args.max_files,
-                    file_mb=args.file_mb, zygote=zygote)
+                    file_mb=args.file_mb, zygote=zygote,
+                    sandbox_user=None if args.unprivileged is None else sandbox.user_of(args.unprivileged == "1"))
     try:
         asyncio.run(runner.run())
     except Exception as err:  # noqa: BLE001 - reported to the grader, which keeps going
@@ -609,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         events.write(event="crash", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()[-KEEP_TEXT:])
         return 1
     finally:
-        kill_tree(os.getpid(), include_self=False)  # orphans re-parented to us (see become_subreaper)
+        kill_tree(os.getpid(), include_self=False)  # orphans re-parented to us (see limits.become_subreaper)
     return 0
 
 

@@ -15,11 +15,11 @@ class Settings:
     timeout: float = 600.0
     memory_mb: int = 4096
     max_restarts: int = 3
-    sandbox: bool = True        # run each kernel in bubblewrap (``coursekit.grading.sandbox``)
+    sandbox: bool = True        # run each kernel in bubblewrap (``coursekit.grading.isolation.sandbox``)
     disk_mb: int = 512          # the sandbox's /tmp and /dev/shm (tmpfs), each; also the largest file
     max_processes: int = 128    # processes in one sandbox
     max_files: int = 10000      # files in the sandbox's /tmp and /dev/shm
-    warm: bool = True           # sandboxed: fork each kernel from a warm zygote per worker (``grading.warm``)
+    warm: bool = True           # sandboxed: fork each kernel from a warm zygote per worker (``grading.isolation.warm``)
 
     def environment(self, workers: int = 1) -> dict[str, str]:
         import coursekit

@@ -11,12 +11,13 @@ import threading
 import time
 from pathlib import Path
 
-from coursekit.grading import protocol, sandbox
+from coursekit.grading import protocol
+from coursekit.grading.isolation import sandbox
 from coursekit.grading.assembly import Planned
 from coursekit.grading.notebook import notebook_text, write_atomic
 from coursekit.grading.protocol import kill_group
 from coursekit.grading.settings import Settings
-from coursekit.grading.warm import Zygote
+from coursekit.grading.isolation.warm import Zygote
 
 RUNNER = [sys.executable, "-m", "coursekit.grading.runner"]
 STALL_MARGIN = protocol.STALL_MARGIN

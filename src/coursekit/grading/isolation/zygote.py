@@ -5,7 +5,7 @@ A kernel that starts from nothing spends most of its CPU on start-up and imports
 the zygote pays that once per worker. It never runs student code. Each kernel it forks is isolated from it,
 and from every earlier or later kernel, before any student code runs:
 
-* the zygote's sandbox (``coursekit.grading.sandbox.zygote_argv``) is today's kernel sandbox: the kernel still
+* the zygote's sandbox (``coursekit.grading.isolation.sandbox.zygote_argv``) is today's kernel sandbox: the kernel still
   sees nothing of the key, the submissions, the grades, the runner or the network;
 * new user, mount, PID, network, IPC and UTS namespaces nested in it: the kernel cannot name (signal,
   ``ptrace``, ``pidfd``) the zygote or any other kernel, and has a network of its own with nothing on it;
@@ -21,7 +21,7 @@ What a forked kernel shares with the zygote, and so with the kernels before it: 
 imports (read-only in effect: each side writes its own copy), and the read-only ``/proc`` of the zygote's
 sandbox (a new ``/proc`` cannot be mounted inside bubblewrap), where it sees the zygote's and its own
 processes' command lines, not their memory or files. Kernels from one zygote run one at a time; the grader
-hands a zygote to the next submission only when none of its kernels is left (``coursekit.grading.warm``).
+hands a zygote to the next submission only when none of its kernels is left (``coursekit.grading.isolation.warm``).
 
 Process tree of one kernel: the zygote forks a child that enters the namespaces, mounts and drops its
 capabilities, forks the new PID namespace's init and exits; the init (re-parented to the zygote, a

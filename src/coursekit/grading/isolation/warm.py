@@ -1,4 +1,4 @@
-"""Warm kernels for the grader: a pool of zygotes (``coursekit.grading.zygote``), one per worker, each in
+"""Warm kernels for the grader: a pool of zygotes (``coursekit.grading.isolation.zygote``), one per worker, each in
 its own bubblewrap sandbox, and the client side of their protocol that the runner uses (stdlib only).
 
 The grader checks a zygote out for one submission and passes its pipes to that submission's runner
@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from coursekit.grading import sandbox
+from coursekit.grading.isolation import sandbox
 from coursekit.grading.protocol import KERNEL_START, kill_group
 
 ZYGOTE_START = 180.0  # seconds a zygote may take to import what the key imports

@@ -18,7 +18,7 @@ The sandbox's user is the grader's own user outside it, except that a grader run
 the kernel must write or read (``hand_over``): root's files, ``/proc/sys`` and root-owned ``/proc``
 entries are then out of the kernel's reach even through file permissions.
 
-``zygote_argv(...)`` is the same sandbox around a warm zygote (``coursekit.grading.zygote``), which forks
+``zygote_argv(...)`` is the same sandbox around a warm zygote (``coursekit.grading.isolation.zygote``), which forks
 each kernel into namespaces of its own inside it.
 
 It does not see the key, the submissions, the grades, the runner's files, the home folder or the repo,
@@ -66,7 +66,7 @@ def _drop() -> list[str]:
     return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all"]
 
 
-_unprivileged: bool | None = None  # decided once per grading (the runner is told: ``--unprivileged``)
+_unprivileged: bool | None = None  # decided once per grading (the runner is told: ``--unprivileged``, ``user_of``)
 
 
 def unprivileged() -> bool:
@@ -79,7 +79,7 @@ def unprivileged() -> bool:
             _unprivileged = True
         else:
             probe = [*_drop(), *_walls_args(None, {}, 1), "--", sys.executable, "-c",
-                     "import coursekit.grading.zygote"]
+                     "import coursekit.grading.isolation.zygote"]
             try:
                 done = subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
                 _unprivileged = done.returncode == 0
@@ -88,23 +88,31 @@ def unprivileged() -> bool:
     return _unprivileged
 
 
-def runs_as() -> str:
-    """Who the sandboxes run as on the host: ``"grader"`` (the grader's own user, not root), ``"nobody"``
-    (a root grader's, where ``unprivileged()``) or ``"root"`` (where ``nobody`` cannot run the course)."""
+def user_of(unprivileged: bool) -> str:
+    """Who the sandboxes run as on the host, given ``unprivileged()``: ``"grader"`` (the grader's own user,
+    not root), ``"nobody"`` (a root grader's, where unprivileged) or ``"root"`` (where ``nobody`` cannot run
+    the course)."""
     if os.geteuid() != 0:
         return "grader"
-    return "nobody" if unprivileged() else "root"
+    return "nobody" if unprivileged else "root"
 
 
-def hand_over(path: str | os.PathLike) -> None:
-    """Give the sandbox's host user ``path`` (a folder it must write in, a connection file it must read)."""
-    if runs_as() == "nobody":
+def runs_as() -> str:
+    """Who the sandboxes run as on the host (``user_of``), decided here by ``unprivileged()``."""
+    return user_of(unprivileged())
+
+
+def hand_over(path: str | os.PathLike, user: str | None = None) -> None:
+    """Give the sandbox's host user (``user``, else ``runs_as()``) ``path``: a folder it must write in, a
+    connection file it must read."""
+    if (user or runs_as()) == "nobody":
         os.chown(path, NOBODY, NOBODY)
 
 
-def reachable(path: str | os.PathLike) -> None:
-    """Let the sandbox's host user pass through folder ``path`` (to bind what is below it), not list it."""
-    if runs_as() == "nobody":
+def reachable(path: str | os.PathLike, user: str | None = None) -> None:
+    """Let the sandbox's host user (``user``, else ``runs_as()``) pass through folder ``path`` (to bind what
+    is below it), not list it."""
+    if (user or runs_as()) == "nobody":
         os.chmod(path, os.stat(path).st_mode | 0o111)
 
 
@@ -168,7 +176,7 @@ def allowed_env(env: dict[str, str]) -> dict[str, str]:
 
 def readonly_paths() -> list[str]:
     """The Python environment, its interpreter and the package: what the kernel must read, nothing more."""
-    package = Path(__file__).resolve().parents[1]  # .../coursekit
+    package = Path(__file__).resolve().parents[2]  # .../coursekit
     paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
              str(package)]
     keep: list[str] = []
@@ -200,20 +208,23 @@ def _walls_args(sockets: str | None, env: dict[str, str], disk_mb: int, extra: t
     return args
 
 
-def _walls(sockets: str, env: dict[str, str], disk_mb: int, extra: tuple[str, ...] = ()) -> list[str]:
+def _walls(sockets: str, env: dict[str, str], disk_mb: int, extra: tuple[str, ...] = (),
+           user: str | None = None) -> list[str]:
     """The ``bwrap`` command line up to the program: namespaces, file system, environment; started as
-    ``nobody`` when the grader is root and ``unprivileged()``."""
-    return [*(_drop() if unprivileged() else []), *_walls_args(sockets, env, disk_mb, extra)]
+    ``nobody`` when the sandbox's host user (``user``, else ``runs_as()``) is."""
+    return [*(_drop() if (user or runs_as()) == "nobody" else []), *_walls_args(sockets, env, disk_mb, extra)]
 
 
-def kernel_argv(sockets: str, env: dict[str, str], *, disk_mb: int = 512, nproc: int = 1024) -> list[str]:
-    """The kernelspec argv of a sandboxed ipykernel talking on ipc sockets in ``sockets``."""
-    return [*_walls(sockets, env, disk_mb), "--", sys.executable, "-c", _LAUNCH, str(nproc), "-f",
+def kernel_argv(sockets: str, env: dict[str, str], *, disk_mb: int = 512, nproc: int = 1024,
+                user: str | None = None) -> list[str]:
+    """The kernelspec argv of a sandboxed ipykernel talking on ipc sockets in ``sockets``, run as ``user``
+    on the host (``user_of``; ``None``: ``runs_as()``)."""
+    return [*_walls(sockets, env, disk_mb, user=user), "--", sys.executable, "-c", _LAUNCH, str(nproc), "-f",
             "{connection_file}"]
 
 
 def zygote_argv(sockets: str, env: dict[str, str]) -> list[str]:
-    """The command line of a zygote (``coursekit.grading.zygote``) in this sandbox; the modules it
+    """The command line of a zygote (``coursekit.grading.isolation.zygote``) in this sandbox; the modules it
     preloads come on its stdin (on the command line, every kernel could read them in ``/proc``).
 
     ``sockets`` holds one subfolder per kernel. Inside, the sandbox's user is ``ZYGOTE_UID`` (mapped to the
@@ -222,4 +233,4 @@ def zygote_argv(sockets: str, env: dict[str, str]) -> list[str]:
     kernel mounts fresh ones of ``disk_mb`` (``zygote.py``), so these stay small."""
     ids = ("--uid", str(ZYGOTE_UID), "--gid", str(ZYGOTE_UID))
     return [*_walls(sockets, env, 16, ids), "--", sys.executable, "-c",
-            "from coursekit.grading.zygote import serve; serve()"]
+            "from coursekit.grading.isolation.zygote import serve; serve()"]
