@@ -6,7 +6,11 @@ executor (one kernel per core; ``scripts/book.sh`` gives each kernel one thread,
 text quotes repeat), then runs ``jupyter-book build`` with ``execute_notebooks: cache`` pointed at that
 cache, so the build renders the executed notebooks without running anything again.
 
-    python scripts/build_book.py [--path-output DIR] [JUPYTER-BOOK OPTIONS...]   (e.g. -W -n --keep-going)
+    python scripts/build_book.py [--path-output DIR] [--executed DIR] [JUPYTER-BOOK OPTIONS...]   (e.g. -W -n --keep-going)
+
+With ``--executed DIR`` nothing is executed: the chapters come from DIR as something else executed them
+(the test command's nbval run writes them there, ``$COURSEKIT_EXECUTED``), each put in the cache as the
+executed copy of its chapter, so a test run executes each chapter once.
 
 The cache is made anew on every build (package code may have changed while the notebooks did not), in
 ``DIR/_build/.jupyter_cache`` (``.jupyter_cache-quick`` under ``COURSEKIT_QUICK=1``: quick and full
@@ -77,16 +81,48 @@ def execute(notebooks: list[Path], cache_dir: Path, timeout: int) -> int:
     return len(failed)
 
 
+def cache_executed(notebooks: list[Path], executed: Path, cache_dir: Path) -> int:
+    """Put each chapter's executed copy from ``executed`` (same path under ``book/``) into a fresh cache at
+    ``cache_dir``; return how many chapters have none there, or an error output (each is reported)."""
+    import nbformat
+    from jupyter_cache import get_cache
+
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    cache = get_cache(cache_dir)
+    missing = 0
+    for path in notebooks:
+        copy = executed / path.relative_to(ROOT / "book")
+        if not copy.is_file():
+            print(f"[book] {path.relative_to(ROOT)}: no executed copy in {executed}", file=sys.stderr)
+            missing += 1
+            continue
+        errors = [o for c in nbformat.read(copy, as_version=4).cells for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        if errors:
+            print(f"[book] {path.relative_to(ROOT)} failed when executed: {errors[0]['ename']}: {errors[0]['evalue']}",
+                  file=sys.stderr)
+            missing += 1
+            continue
+        cache.cache_notebook_file(str(copy), uri=str(path), check_validity=False, overwrite=True)
+    print(f"[book] {len(notebooks) - missing} executed chapter(s) taken from {executed}", file=sys.stderr)
+    return missing
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--path-output", default=str(ROOT), help="where _build/ goes (default: the repository)")
+    parser.add_argument("--executed", type=Path, help="render the chapters as executed there (nothing is executed)")
     args, jupyter_book_options = parser.parse_known_args()
     out = Path(args.path_output).resolve()
     quick = os.environ.get("COURSEKIT_QUICK", "").strip().lower() in {"1", "true", "yes", "on"}
     cache_dir = out / "_build" / (".jupyter_cache-quick" if quick else ".jupyter_cache")
 
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    if execute(chapters(ROOT / "_toc.yml"), cache_dir, int(config["execute"]["timeout"])):
+    notebooks = chapters(ROOT / "_toc.yml")
+    if args.executed is not None:
+        if cache_executed(notebooks, args.executed.resolve(), cache_dir):
+            return 1
+    elif execute(notebooks, cache_dir, int(config["execute"]["timeout"])):
         return 1
     config["execute"].update(execute_notebooks="cache", cache=str(cache_dir))
     derived = out / "_build" / "_config.yml"

@@ -20,8 +20,8 @@ import grading_builders as gb
 from coursekit.cli import main
 from coursekit.grading.isolation import sandbox
 from coursekit.grading.grade import Settings, grade_folder
-from coursekit.grading.notebook import (BEGIN_HIDDEN, BEGIN_SOLUTION, compute_checksum, grade_id, nbgrader,
-                                        task_of, validate_cell, validate_notebook)
+from coursekit.grading.notebook import (BEGIN_HIDDEN, BEGIN_SOLUTION, compute_checksum, grade_id, is_solution,
+                                        is_test, nbgrader, task_of, validate_cell, validate_notebook)
 from coursekit.grading.release import release, release_notebook, release_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +49,10 @@ def test_release_strips_solutions_and_hidden_tests():
     assert stub.splitlines()[-2:] == ["    # YOUR CODE HERE", "    raise NotImplementedError()"]
     compile(gb.cell(out, "test_task1_mean").source, "test", "exec")
     assert key.cells[3].source.count(BEGIN_SOLUTION) == 1  # the source is not changed
+    # nbval may let exactly these cells raise: every graded test, and answers whose stub raises as it runs
+    for cell in out.cells:
+        raises = is_test(cell) or (is_solution(cell) and "raise NotImplementedError()" in cell.source.splitlines())
+        assert ("raises-exception" in cell.metadata.get("tags", [])) == raises, cell.source
 
 
 def test_release_is_deterministic_and_check_detects_drift(tmp_path, capsys):

@@ -10,7 +10,10 @@ For each ``solutions/NAME.ipynb`` the released ``exercises/NAME.ipynb`` has
 * nbgrader's ``checksum`` and ``cell_type`` added to every graded, solution and locked cell, and the
   cell flags that JupyterLab and Notebook honour: ``deletable: false`` on solution cells,
   ``deletable: false`` and ``editable: false`` on test and other locked cells;
-* ``metadata["coursekit"]["exercise"] = NAME``, so a renamed submission is still recognised.
+* ``metadata["coursekit"]["exercise"] = NAME``, so a renamed submission is still recognised;
+* nbval's ``raises-exception`` tag on every graded test cell and on each answer cell whose stub raises as it
+  runs, so nbval executes the blank exercise to its end (the tests check that those cells raise only
+  ``NotImplementedError`` or ``NameError``, as a blank answer does).
 
 Each cell is what nbgrader 0.9's ``generate_assignment`` makes of it (its ``LockCells``,
 ``ClearSolutions``, ``ClearOutput``, ``ClearHiddenTests`` and ``ComputeChecksums`` with their default
@@ -36,6 +39,9 @@ from coursekit.grading.notebook import (BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN
                                         nbgrader, notebook_text, read_key, validate_notebook, write_atomic)
 
 CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+# nbval's tag for a cell that may raise: on a released (blank) exercise, every graded test cell and every answer
+# cell whose stub raises as soon as it runs (the repository's conftest.py checks that they raise as a blank should).
+RAISES = "raises-exception"
 MARKDOWN_STUB = "YOUR ANSWER HERE"
 
 
@@ -99,6 +105,8 @@ def release_cell(cell):
         cell.source = strip_hidden_tests(cell.source)
     cell.metadata.pop("execution", None)
     cell.metadata.update(lock_flags(cell))
+    if is_test(cell) or (is_solution(cell) and cell.cell_type == "code" and CODE_STUB[1] in cell.source.splitlines()):
+        cell.metadata["tags"] = [*(t for t in cell.metadata.get("tags", []) if t != RAISES), RAISES]
     meta = nbgrader(cell)
     if is_grade(cell) or is_solution(cell) or is_locked(cell):
         meta["cell_type"] = cell.cell_type
