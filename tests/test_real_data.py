@@ -129,3 +129,17 @@ def test_chapters_run_on_real_data(data_root):
     with ThreadPoolExecutor(2) as pool:
         errors = [e for found in pool.map(lambda run: _execute(*run, {**env, DATA_ENV: run[1]}), runs) for e in found]
     assert not errors, "\n".join(errors)
+
+
+DEBIAN_DATASETS = Path("/usr/share/datasets")
+
+
+@pytest.mark.skipif(not (DEBIAN_DATASETS / "fashion-mnist" / "train-images-idx3-ubyte.gz").is_file(),
+                    reason="Debian's dataset-fashion-mnist is not installed (scripts/setup.sh installs it as root)")
+def test_the_first_chapter_runs_on_the_real_fashion_mnist():
+    """Chapter 1, quick, on the machine's real Fashion-MNIST (Debian's gzipped IDX files, as the author ships them)."""
+    env = {**os.environ, "COURSEKIT_QUICK": "1", "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1",
+           ROOT_ENV: str(DEBIAN_DATASETS), DATA_ENV: "fashion"}
+    env.pop("MPLBACKEND", None)
+    errors = _execute(PART1[0], "fashion", (28, 28), env)
+    assert not errors, "\n".join(errors)
