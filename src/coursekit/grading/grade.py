@@ -35,7 +35,7 @@ from pathlib import Path
 from coursekit.grading.isolation import sandbox
 from coursekit.grading.assembly import Planned, assemble
 from coursekit.grading.key import Exercise, TestCell, load_key, resolve_exercise
-from coursekit.grading.notebook import InvalidNotebook, parse_notebook
+from coursekit.grading.notebook import InvalidNotebook, parse_notebook, read_submission, unreadable
 from coursekit.grading.results import Result, TestResult, _zero
 from coursekit.grading.scoring import score
 from coursekit.grading.settings import Settings
@@ -75,12 +75,11 @@ def grade_submission(sub: Submission, exercises: dict[str, Exercise], settings: 
         result.exercise = name or ""
         return _zero(exercises.get(name), result, sub.problem)
     try:
-        nb = parse_notebook(sub.path.read_bytes())
+        nb = parse_notebook(read_submission(sub.folder, sub.file))
     except (InvalidNotebook, OSError) as err:
         name = name or (names[0] if len(names) == 1 else None)
         result.exercise = name or ""
-        why = f"invalid notebook: {err}" if isinstance(err, InvalidNotebook) else f"unreadable file: {err.strerror or err}"
-        return _zero(exercises.get(name), result, why)
+        return _zero(exercises.get(name), result, unreadable(err))
     if name is None:
         recorded = nb.metadata.get("coursekit", {})
         name = resolve_exercise(recorded.get("exercise") if isinstance(recorded, dict) else None, names)

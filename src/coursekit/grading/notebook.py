@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -38,8 +39,78 @@ _TASK = re.compile(r"^(?:test_)?(task\d+)(?:_|$)")
 _BOOLS = ("grade", "solution", "locked")
 
 
+MAX_NESTING = 64  # a notebook's JSON is 6 levels deep; outputs and metadata may add some
+LINK = "symbolic link: not graded"
+
+
 class InvalidNotebook(ValueError):
     """A file that cannot be read as a Jupyter notebook; the message says why, for the instructor."""
+
+
+class LinkRefused(OSError):
+    """A submission that is, or lies below, a symbolic link: never followed, never read."""
+
+
+def read_submission(folder: str | os.PathLike, relative: str, *, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """The bytes of file ``relative`` (``/``-separated) below ``folder``, opened one level at a time with
+    ``O_NOFOLLOW``: ``LinkRefused`` if any part of it is a symbolic link, ``InvalidNotebook`` if it is not
+    a regular file or is larger than ``limit`` (told by ``fstat``, before anything is read)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the instructor's folder: may be a link
+    parts = relative.strip("/").split("/")
+    try:
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_NONBLOCK if last else os.O_DIRECTORY)
+            try:
+                child = os.open(part, flags, dir_fd=fd)
+            except OSError as err:
+                try:
+                    link = stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode)
+                except OSError:
+                    link = False
+                if link:
+                    raise LinkRefused(LINK) from None
+                raise err from None
+            os.close(fd)
+            fd = child
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidNotebook("not a regular file")
+        if st.st_size > limit:
+            raise InvalidNotebook(f"file is larger than {limit // 2**20} MB")
+        chunks, left = [], limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 2**20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def unreadable(err: Exception) -> str:
+    """The row's reason for a submission ``read_submission`` or ``parse_notebook`` refused."""
+    if isinstance(err, LinkRefused):
+        return LINK
+    if isinstance(err, InvalidNotebook):
+        return f"invalid notebook: {err}"
+    return f"unreadable file: {getattr(err, 'strerror', None) or err}"
+
+
+def _depth_past(value, cap: int) -> bool:
+    """Whether parsed JSON ``value`` nests more than ``cap`` lists and dicts deep (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > cap:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def nbgrader(cell) -> dict:
@@ -248,9 +319,12 @@ def parse_notebook(data: bytes):
         raise InvalidNotebook("the file is empty")
     try:
         raw = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as err:
-        where = f" ({err.msg}, line {err.lineno} column {err.colno})" if isinstance(err, json.JSONDecodeError) else ""
-        raise InvalidNotebook(f"not valid JSON{where}") from None
+    except json.JSONDecodeError as err:
+        raise InvalidNotebook(f"not valid JSON ({err.msg}, line {err.lineno} column {err.colno})") from None
+    except RecursionError:
+        raise InvalidNotebook(f"nested too deeply (more than {MAX_NESTING} levels)") from None
+    if _depth_past(raw, MAX_NESTING):
+        raise InvalidNotebook(f"nested too deeply (more than {MAX_NESTING} levels)")
     if isinstance(raw, dict) and raw.get("nbformat") == 3:
         try:
             raw = nbformat.convert(nbformat.from_dict(raw), 4)

@@ -45,7 +45,6 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import sys
 import tempfile
@@ -61,7 +60,7 @@ from jupyter_client.provisioning import LocalProvisioner  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 from nbclient.exceptions import CellTimeoutError, DeadKernelError  # noqa: E402
 
-from coursekit.grading.isolation import limits, sandbox  # noqa: E402
+from coursekit.grading.isolation import limits, sandbox, trees  # noqa: E402
 from coursekit.grading.isolation.warm import ZygoteClient, ZygoteError  # noqa: E402
 from coursekit.grading.protocol import KERNEL_START, PARTIAL_CREDIT_MIME, grace, hard_limit, kill_tree  # noqa: E402
 
@@ -313,7 +312,7 @@ class Runner:
             except Exception:  # noqa: BLE001 - a dead kernel may fail to clean up; it is gone anyway
                 self.client.km = self.client.kc = None
             if self.zygote is not None:
-                shutil.rmtree(os.path.dirname(km.connection_file), ignore_errors=True)
+                trees.remove(os.path.dirname(km.connection_file))
 
     async def death_reason(self) -> str:
         if self.watchdog.fired:

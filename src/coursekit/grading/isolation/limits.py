@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from coursekit.grading.isolation import sandbox
+from coursekit.grading.isolation import sandbox, trees
 from coursekit.grading.protocol import kill_tree
 
 
@@ -47,19 +47,6 @@ def become_subreaper() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass
-
-
-def folder_usage(folder: str) -> tuple[int, int]:
-    """How many entries and bytes ``folder`` holds (links not followed)."""
-    entries = size = 0
-    for root, folders, names in os.walk(folder):
-        entries += len(folders) + len(names)
-        for name in names:
-            try:
-                size += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
-    return entries, size
 
 
 def proportional(procs) -> int:
@@ -164,7 +151,7 @@ async def watch(pid: int, limits: Limits, *, sockets: str | None, forked: bool,
             if sockets is not None:
                 processes, files = _sandbox_counts(pid, procs, forked)
                 # the sockets folder is the host's, outside the sandbox's tmpfs: count it too
-                entries, size = folder_usage(sockets)
+                entries, size = trees.usage(sockets, limit=limits.max_files)
                 if processes > limits.max_processes:
                     why = f"process limit ({limits.max_processes}) exceeded"
                 elif files + entries > limits.max_files:

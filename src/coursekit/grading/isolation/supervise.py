@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from coursekit.grading import protocol
-from coursekit.grading.isolation import sandbox
+from coursekit.grading.isolation import sandbox, trees
 from coursekit.grading.assembly import Planned
 from coursekit.grading.notebook import notebook_text, write_atomic
 from coursekit.grading.protocol import kill_group
@@ -76,8 +76,8 @@ def run_notebook(plan: list[Planned], settings: Settings, env: dict[str, str],
     import nbformat
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(p.source) for p in plan])
-    with tempfile.TemporaryDirectory(prefix="coursekit-grade-", ignore_cleanup_errors=True) as tmp:
-        tmp = Path(tmp)
+    tmp = Path(tempfile.mkdtemp(prefix="coursekit-grade-"))
+    try:
         (tmp / "work").mkdir()
         write_atomic(tmp / "graded.ipynb", notebook_text(nb))
         events_path = tmp / "events.jsonl"
@@ -124,6 +124,8 @@ def run_notebook(plan: list[Planned], settings: Settings, env: dict[str, str],
             elif event.get("event") == "end":
                 outcomes[event["cell"]] = event
         return outcomes, stopped
+    finally:
+        trees.remove(tmp)  # whatever shape the kernel left its sockets folder in
 
 
 def stop_all() -> None:

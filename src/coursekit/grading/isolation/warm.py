@@ -19,14 +19,13 @@ import ast
 import json
 import os
 import select
-import shutil
 import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from coursekit.grading.isolation import sandbox
+from coursekit.grading.isolation import sandbox, trees
 from coursekit.grading.protocol import KERNEL_START, kill_group
 
 ZYGOTE_START = 180.0  # seconds a zygote may take to import what the key imports
@@ -193,7 +192,7 @@ class Zygote:
         while self.client.poll(nspid) is None and time.monotonic() < deadline:
             self.client._take(self.client._lines(0.1))
         code = self.client.poll(nspid)
-        shutil.rmtree(sockets, ignore_errors=True)
+        trees.remove(sockets)
         return None if code == 0 else f"a probe kernel exited with code {code}"
 
     def runner_args(self) -> tuple[list[str], tuple[int, int]]:
@@ -218,7 +217,7 @@ class Zygote:
             return False
         self.client._take(self.client._lines(0))  # exit lines left by the last runner
         for entry in self.sockets.iterdir():
-            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            trees.remove(entry)
         # A kernel whose sandbox runs as root could raise the zygote's OOM score, which the next kernels
         # would inherit: set it back (the grader may lower it; the kernel could not).
         for pid in (self.pid, *(c.pid for c in psutil.Process(self.proc.pid).children(recursive=True))):
@@ -236,7 +235,7 @@ class Zygote:
                 stream.close()
             except OSError:
                 pass
-        shutil.rmtree(self.folder, ignore_errors=True)
+        trees.remove(self.folder)
 
 
 class ZygotePool:

@@ -1,0 +1,126 @@
+"""The walls issue 24 asks for, against a student who has read the grader: links never followed, a run that
+never crashes on what a kernel leaves, files checked before they are read. Each attack is a submission
+graded in ONE run of ``coursekit grade`` on the real sandbox, beside an honest peer who keeps full marks.
+
+Skipped, with the reason and the fix, where bubblewrap cannot make a sandbox (CI installs it:
+scripts/setup.sh)."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import grading_builders as gb
+from coursekit.cli import main
+
+PROBLEM = gb.sandbox_problem()
+pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"no bubblewrap sandbox here: {PROBLEM}")
+
+ZERO = {"task1": 0.0, "task2": 0.0, "task3": 0.0}
+FULL = {k: float(v) for k, v in gb.FULL.items()}
+DISK_MB, MAX_PROCESSES, MAX_FILES = 32, 16, 2000
+
+# A 1,200-deep chain of folders in the kernel's sockets folder (on the host's disk), then 1 GB taken by
+# fallocate(KEEP_SIZE) there: the file's length stays 0.
+_HERE = "import ctypes, os, ipykernel.connect\n_here = os.path.dirname(ipykernel.connect.get_connection_file())\n"
+CHAIN = _HERE + ("_d = _here\nfor _ in range(1200):\n    _d = os.path.join(_d, 'd')\n"
+                 "    try:\n        os.mkdir(_d)\n    except OSError:\n        break\n")
+FALLOCATE = ("_fd = os.open(os.path.join(_here, 'hole'), os.O_CREAT | os.O_WRONLY)\n"
+             "ctypes.CDLL(None, use_errno=True).fallocate(_fd, 1, ctypes.c_long(0), ctypes.c_long(2**30))\n"
+             "import time\ntime.sleep(5)\n")
+PROCESSES = ("import subprocess\n_kids = []\nfor _ in range(300):\n"
+             "    try:\n        _kids.append(subprocess.Popen(['sleep', '60']))\n    except OSError:\n        pass\n"
+             "import time\ntime.sleep(5)\n")
+FILES = "for _i in range(3000):\n    open(f'f{_i}', 'w').close()\nimport time\ntime.sleep(5)\n"
+
+
+def _attack(code: str):
+    return lambda: gb._top(gb.answered(), "task1_mean", code)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("walls")
+    key = gb.write_key(root / "key")
+    subs, out = root / "subs", root / "out"
+    perfect = gb.save(gb.answered(), subs / "perfect__toy.ipynb")
+    # links: to a classmate's notebook, to the key, a student folder that is the key's folder
+    (subs / "links_to_peer__toy.ipynb").symlink_to(perfect)
+    (subs / "links_to_key__toy.ipynb").symlink_to(key / "toy.ipynb")
+    (subs / "folder_is_key").symlink_to(key, target_is_directory=True)
+    (subs / "inner_link").mkdir()
+    (subs / "inner_link" / "toy.ipynb").symlink_to(key / "toy.ipynb")
+    # what a kernel leaves
+    cases = {
+        "deep_chain": (_attack(CHAIN + FALLOCATE), {**FULL, "task1": 0.0}, f"disk limit ({DISK_MB} MB) exceeded"),
+        "chain_then_processes": (_attack(CHAIN + PROCESSES), {**FULL, "task1": 0.0},
+                                 f"process limit ({MAX_PROCESSES}) exceeded"),
+        "chain_then_files": (_attack(CHAIN + FILES), {**FULL, "task1": 0.0}, f"file count limit ({MAX_FILES}) exceeded"),
+    }
+    for name, (make, _, _) in cases.items():
+        gb.save(make(), subs / f"{name}__toy.ipynb")
+    # files checked before they are read
+    with open(subs / "sparse__toy.ipynb", "wb") as f:
+        f.truncate(3 * 2**30)
+    deep = gb.answered()
+    nested: list = []
+    for _ in range(700):
+        nested = [nested]
+    deep.metadata["deep"] = nested
+    (subs / "deep_metadata__toy.ipynb").write_text(json.dumps(deep), encoding="utf-8")
+    tmp_before = set(os.listdir(tempfile.gettempdir()))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    began = time.time()
+    code = main(["grade", str(subs), "--out", str(out), "--key", str(key), "--workers", "2",
+                 "--cell-timeout", "20", "--timeout", "90", "--memory-mb", "2048", "--no-progress",
+                 "--disk-mb", str(DISK_MB), "--max-processes", str(MAX_PROCESSES), "--max-files", str(MAX_FILES)])
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert code == 0
+    data = json.loads((out / "grades.json").read_text())
+    rows = {}
+    for r in data["rows"]:
+        rows.setdefault(r["student"], []).append(r)
+    return {"rows": rows, "cases": cases, "data": data, "began": began, "rss": rss_after - rss_before,
+            "tmp_left": set(os.listdir(tempfile.gettempdir())) - tmp_before,
+            "feedback": out / "feedback"}
+
+
+def test_the_honest_peer_keeps_full_marks(graded):
+    (row,) = graded["rows"]["perfect"]
+    assert row["tasks"] == FULL and row["status"] == "ok", row
+
+
+@pytest.mark.parametrize("name", ["links_to_peer", "links_to_key", "folder_is_key", "inner_link"])
+def test_a_link_is_never_followed(graded, name):
+    (row,) = graded["rows"][name]
+    assert row["total"] == 0 and row["status"] == "symbolic link: not graded", row
+
+
+@pytest.mark.parametrize("name", ["deep_chain", "chain_then_processes", "chain_then_files"])
+def test_what_a_kernel_leaves_never_crashes_the_run(graded, name):
+    _, tasks, status = graded["cases"][name]
+    (row,) = graded["rows"][name]
+    assert row["tasks"] == tasks, (row["tasks"], row["status"])
+    assert status in row["status"], row["status"]
+
+
+def test_nothing_is_left_in_tmp(graded):
+    left = [name for name in graded["tmp_left"] if name.startswith("coursekit-")]
+    assert left == []
+
+
+def test_a_huge_file_is_refused_without_being_read(graded):
+    (row,) = graded["rows"]["sparse"]
+    assert row["total"] == 0 and row["status"] == "invalid notebook: file is larger than 64 MB", row
+    assert graded["rss"] < 200 * 2**20, f"the grader's peak memory rose by {graded['rss'] / 2**20:.0f} MB"
+
+
+def test_deep_metadata_is_an_invalid_notebook(graded):
+    (row,) = graded["rows"]["deep_metadata"]
+    assert row["total"] == 0 and row["status"].startswith("invalid notebook: nested too deeply"), row
