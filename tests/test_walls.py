@@ -11,7 +11,6 @@ import json
 import os
 import resource
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -74,20 +73,27 @@ def graded(tmp_path_factory):
         nested = [nested]
     deep.metadata["deep"] = nested
     (subs / "deep_metadata__toy.ipynb").write_text(json.dumps(deep), encoding="utf-8")
-    tmp_before = set(os.listdir(tempfile.gettempdir()))
+    # The grader's temporary folders go to a folder of this test's (other gradings may run beside it); short,
+    # for the kernels' socket paths
+    scratch = Path(tempfile.mkdtemp(prefix="ckw"))
+    scratch.chmod(0o711)  # a root grader's sandboxes run as nobody, who must pass through it
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    began = time.time()
-    code = main(["grade", str(subs), "--out", str(out), "--key", str(key), "--workers", "2",
-                 "--cell-timeout", "20", "--timeout", "90", "--memory-mb", "2048", "--no-progress",
-                 "--disk-mb", str(DISK_MB), "--max-processes", str(MAX_PROCESSES), "--max-files", str(MAX_FILES)])
+    saved, tempfile.tempdir = tempfile.tempdir, str(scratch)
+    try:
+        code = main(["grade", str(subs), "--out", str(out), "--key", str(key), "--workers", "2",
+                     "--cell-timeout", "20", "--timeout", "90", "--memory-mb", "2048", "--no-progress",
+                     "--disk-mb", str(DISK_MB), "--max-processes", str(MAX_PROCESSES), "--max-files", str(MAX_FILES)])
+    finally:
+        tempfile.tempdir = saved
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    left = os.listdir(scratch)
+    scratch.rmdir() if not left else None
     assert code == 0
     data = json.loads((out / "grades.json").read_text())
     rows = {}
     for r in data["rows"]:
         rows.setdefault(r["student"], []).append(r)
-    return {"rows": rows, "cases": cases, "data": data, "began": began, "rss": rss_after - rss_before,
-            "tmp_left": set(os.listdir(tempfile.gettempdir())) - tmp_before,
+    return {"rows": rows, "cases": cases, "data": data, "rss": rss_after - rss_before, "tmp_left": left,
             "feedback": out / "feedback"}
 
 
@@ -111,8 +117,7 @@ def test_what_a_kernel_leaves_never_crashes_the_run(graded, name):
 
 
 def test_nothing_is_left_in_tmp(graded):
-    left = [name for name in graded["tmp_left"] if name.startswith("coursekit-")]
-    assert left == []
+    assert graded["tmp_left"] == [], "the grader left these temporary folders"
 
 
 def test_a_huge_file_is_refused_without_being_read(graded):
@@ -124,3 +129,74 @@ def test_a_huge_file_is_refused_without_being_read(graded):
 def test_deep_metadata_is_an_invalid_notebook(graded):
     (row,) = graded["rows"]["deep_metadata"]
     assert row["total"] == 0 and row["status"].startswith("invalid notebook: nested too deeply"), row
+
+
+# Memory and tasks no walk of files or sum of RSS sees (issue 24): each must be stopped by a limit.
+UNLINKED = (_HERE + "_keep = []\nfor _i in range(4):\n    _f = open(os.path.join(_here, f'u{_i}'), 'wb')\n"
+            "    os.unlink(_f.name)\n    for _ in range(256):\n        _f.write(bytes(2**20))\n    _f.flush()\n"
+            "    _keep.append(_f)\nimport time\ntime.sleep(5)\n")
+MEMFD = ("import os\n_keep = []\nfor _i in range(5):\n    _fd = os.memfd_create(f'm{_i}')\n"
+         "    os.posix_fallocate(_fd, 0, 480 * 2**20)\n    _keep.append(_fd)\nimport time\ntime.sleep(5)\n")
+THREADS = ("import threading, time\n_stop = threading.Event()\nfor _ in range(2000):\n"
+           "    threading.Thread(target=_stop.wait, daemon=True).start()\ntime.sleep(5)\n")
+# A child in user and mount namespaces of its own fills a tmpfs of its own (no size limit of ours on it). It
+# exits 3 where the namespace is refused (bwrap --disable-userns), 4 where it cannot map its ids there (a
+# forked kernel's /proc is read-only), 0 when it filled the tmpfs: only 0 is an escape. Where it gets that
+# far, the control group's memory limit counts the tmpfs pages and the kernel is killed.
+NESTED = ("import ctypes, os, time\n_libc = ctypes.CDLL(None, use_errno=True)\n_pid = os.fork()\nif _pid == 0:\n"
+          "    _step = 3\n    try:\n        _ids = os.getuid(), os.getgid()\n"
+          "        if _libc.unshare(0x10000000 | 0x00020000) == 0:\n"
+          "            _step = 4\n            open('/proc/self/setgroups', 'w').write('deny')\n"
+          "            open('/proc/self/uid_map', 'w').write(f'0 {_ids[0]} 1')\n"
+          "            open('/proc/self/gid_map', 'w').write(f'0 {_ids[1]} 1')\n"
+          "            _step = 5\n            os.makedirs('/tmp/work/n', exist_ok=True)\n"
+          "            if _libc.mount(b'tmpfs', b'/tmp/work/n', b'tmpfs', 0, b'size=3g') == 0:\n"
+          "                with open('/tmp/work/n/fill', 'wb') as _f:\n"
+          "                    for _ in range(2400):\n                        _f.write(bytes(2**20))\n"
+          "                for _i in range(3000):\n                    open(f'/tmp/work/n/f{_i}', 'w').close()\n"
+          "                time.sleep(10)\n                _step = 0\n"
+          "    finally:\n        os._exit(_step)\n"
+          "_code = os.waitpid(_pid, 0)[1]\n"
+          "assert _code != 0, 'a nested namespace filled a tmpfs of its own and nothing stopped it'\n"
+          "print('nested namespace stopped at step', _code >> 8)\n")
+MEMORY_MB = 2048
+ENFORCED = {
+    "unlinked_files": (_attack(UNLINKED), f"disk limit ({DISK_MB} MB) exceeded"),
+    "memfd": (_attack(MEMFD), f"memory limit ({MEMORY_MB} MB) exceeded"),
+    "threads": (_attack(THREADS), f"process limit ({MAX_PROCESSES}) exceeded"),
+    "nested_tmpfs": (_attack(NESTED), f"memory limit ({MEMORY_MB} MB) exceeded"),
+}
+
+
+@pytest.fixture(scope="module")
+def enforced(tmp_path_factory):
+    root = tmp_path_factory.mktemp("enforced")
+    key = gb.write_key(root / "key")
+    subs, out = root / "subs", root / "out"
+    gb.save(gb.answered(), subs / "perfect__toy.ipynb")
+    for name, (make, _) in ENFORCED.items():
+        gb.save(make(), subs / f"{name}__toy.ipynb")
+    code = main(["grade", str(subs), "--out", str(out), "--key", str(key), "--workers", "2",
+                 "--cell-timeout", "30", "--timeout", "120", "--memory-mb", str(MEMORY_MB), "--no-progress",
+                 "--disk-mb", str(DISK_MB), "--max-processes", str(MAX_PROCESSES), "--max-files", str(MAX_FILES)])
+    assert code == 0
+    data = json.loads((out / "grades.json").read_text())
+    return {"rows": {r["student"]: r for r in data["rows"]}, "data": data}
+
+
+@pytest.mark.parametrize("name", sorted(ENFORCED))
+def test_what_no_walk_sees_is_stopped_by_a_limit(enforced, name):
+    row = enforced["rows"][name]
+    if name == "nested_tmpfs" and row["status"] == "ok":  # refused before it had a tmpfs (see NESTED)
+        assert row["tasks"] == FULL
+        return
+    assert row["tasks"] == {**FULL, "task1": 0.0}, (row["tasks"], row["status"])
+    assert ENFORCED[name][1] in row["status"], row["status"]
+    assert enforced["rows"]["perfect"]["tasks"] == FULL
+
+
+def test_grades_say_what_enforces_the_limits(enforced):
+    from coursekit.grading.isolation import cgroups
+
+    by = enforced["data"]["limits_enforced_by"]
+    assert by == cgroups.describe() and (by.startswith("cgroup v") or by.startswith("poll (")), by

@@ -21,7 +21,7 @@ import json
 import re
 from pathlib import Path
 
-from coursekit.grading.isolation import sandbox
+from coursekit.grading.isolation import cgroups, sandbox
 from coursekit.grading.key import Exercise
 from coursekit.grading.results import Result
 from coursekit.grading.settings import Settings
@@ -63,6 +63,8 @@ def grades_json(results: list[Result], exercises: dict[str, Exercise], settings:
         "format": FORMAT,
         "sandbox": settings.sandbox,
         "sandbox_user": sandbox.runs_as() if settings.sandbox else None,  # "grader", "nobody" or "root"
+        # what enforces memory and process limits: "cgroup v1", "cgroup v2" or "poll (why no cgroup)"
+        "limits_enforced_by": cgroups.describe() if settings.sandbox else "poll (no sandbox)",
         "settings": {"cell_timeout_s": settings.cell_timeout, "timeout_s": settings.timeout,
                      "memory_mb": settings.memory_mb, "sandbox": settings.sandbox, "disk_mb": settings.disk_mb,
                      "max_processes": settings.max_processes, "max_files": settings.max_files},

@@ -60,7 +60,7 @@ from jupyter_client.provisioning import LocalProvisioner  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 from nbclient.exceptions import CellTimeoutError, DeadKernelError  # noqa: E402
 
-from coursekit.grading.isolation import limits, sandbox, trees  # noqa: E402
+from coursekit.grading.isolation import cgroups, limits, sandbox, trees  # noqa: E402
 from coursekit.grading.isolation.warm import ZygoteClient, ZygoteError  # noqa: E402
 from coursekit.grading.protocol import KERNEL_START, PARTIAL_CREDIT_MIME, grace, hard_limit, kill_tree  # noqa: E402
 
@@ -236,6 +236,7 @@ class Runner:
         self.restarts = 0
         self.starts = 0
         self._memory_task: asyncio.Task | None = None
+        self.group: cgroups.KernelGroup | None = None  # the kernel's control group, where one can be made
 
     # -- kernel lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -253,7 +254,7 @@ class Runner:
             km.provisioner.zygote = self.zygote
             km.provisioner.user = self.sandbox_user
             km.provisioner.limits = {"disk_mb": self.disk_mb, "memory_mb": self.memory_mb, "file_mb": self.file_mb,
-                                     "nproc": max(64, 8 * self.max_processes)}
+                                     "nproc": self.tasks()}
             cwd = str(sockets)
         elif self.sandboxed:
             # The sockets and the connection file live in a folder of their own, the only folder of the
@@ -265,7 +266,7 @@ class Runner:
             sandbox.hand_over(sockets, self.sandbox_user)
             specs = _SandboxSpecs()
             specs.argv = sandbox.kernel_argv(str(sockets), self.env, disk_mb=self.disk_mb,
-                                             nproc=max(64, 8 * self.max_processes), user=self.sandbox_user)
+                                             nproc=self.tasks(), user=self.sandbox_user)
             km = AsyncKernelManager(kernel_name="coursekit-sandbox", kernel_spec_manager=specs, transport="ipc",
                                     ip=str(sockets / f"k{self.starts}"),
                                     connection_file=str(sockets / f"kernel-{self.starts}.json"))
@@ -287,12 +288,20 @@ class Runner:
         self.limit_killed = None
         pid = self.kernel_pid()
         self.events.write(event="kernel", pid=pid)
+        if pid and self.sandboxed:  # before any cell: the group's limits hold from the first one
+            import psutil
+
+            self.group = cgroups.KernelGroup.make(memory_mb=self.memory_mb, tasks=self.tasks())
+            if self.group is not None:
+                try:
+                    self.group.add([pid, *(p.pid for p in psutil.Process(pid).children(recursive=True))])
+                except psutil.Error:
+                    pass
         if pid:
             sockets = os.path.dirname(self.client.km.connection_file) if self.sandboxed else None
             self._memory_task = asyncio.ensure_future(limits.watch(
-                pid, limits.Limits(memory_mb=self.memory_mb, disk_mb=self.disk_mb, max_processes=self.max_processes,
-                                   max_files=self.max_files),
-                sockets=sockets, forked=self.zygote is not None, on_limit=self._limit_reached))
+                pid, self.limits(),
+                sockets=sockets, forked=self.zygote is not None, on_limit=self._limit_reached, group=self.group))
 
     def kernel_pid(self) -> int | None:
         provisioner = getattr(self.client.km, "provisioner", None)
@@ -306,6 +315,9 @@ class Runner:
         km = self.client.km
         pid = self.kernel_pid() if km is not None else None
         kill_tree(pid)  # the kernel, its process group and whatever it started: no polite shutdown
+        if self.group is not None:
+            self.group.remove()
+            self.group = None
         if km is not None:
             try:
                 await asyncio.wait_for(self.client._async_cleanup_kernel(), timeout=10)
@@ -320,6 +332,8 @@ class Runner:
                     f"it was killed")
         if self.limit_killed:
             return self.limit_killed
+        if self.group is not None and self.group.hit():
+            return limits.group_reason(self.group.hit(), self.limits())
         provisioner = getattr(self.client.km, "provisioner", None)
         code = None
         for _ in range(20):
@@ -337,6 +351,14 @@ class Runner:
             except ValueError:
                 return f"kernel killed by signal {-code}"
         return f"kernel exited (code {code})"
+
+    def tasks(self) -> int:
+        """The processes and threads a sandbox may hold (its control group's ``pids.max``, ``RLIMIT_NPROC``)."""
+        return max(64, 8 * self.max_processes)
+
+    def limits(self) -> limits.Limits:
+        return limits.Limits(memory_mb=self.memory_mb, disk_mb=self.disk_mb, max_processes=self.max_processes,
+                             max_files=self.max_files, tasks=self.tasks())
 
     def _limit_reached(self, why: str) -> None:
         self.limit_killed = why

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from coursekit.grading.isolation import sandbox, trees
+from coursekit.grading.isolation.cgroups import KernelGroup
 from coursekit.grading.protocol import kill_tree
 
 
@@ -47,6 +49,35 @@ def become_subreaper() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass
+
+
+def open_files(procs) -> tuple[int, int]:
+    """Bytes held by the processes' open files that no folder shows: ``(unlinked, memfd)``, each file
+    counted once (allocated blocks). A walk of the folders misses both; a memfd is memory, not disk."""
+    seen: set[tuple[int, int]] = set()
+    unlinked = memfd = 0
+    for p in procs:
+        try:
+            fds = os.listdir(f"/proc/{p.pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            path = f"/proc/{p.pid}/fd/{fd}"
+            try:
+                target = os.readlink(path)
+                if not (target.startswith("/memfd:") or target.endswith(" (deleted)")):
+                    continue
+                st = os.stat(path)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen or not stat.S_ISREG(st.st_mode):
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            if target.startswith("/memfd:"):
+                memfd += st.st_blocks * 512
+            else:
+                unlinked += st.st_blocks * 512
+    return unlinked, memfd
 
 
 def proportional(procs) -> int:
@@ -106,6 +137,14 @@ class Limits:
     disk_mb: int
     max_processes: int
     max_files: int
+    tasks: int  # processes and threads (a control group's pids.max)
+
+
+def group_reason(hit: str, limits: Limits) -> str:
+    """The row's reason for a limit the kernel's control group reached (``KernelGroup.hit``)."""
+    if hit == "memory":
+        return f"memory limit ({limits.memory_mb} MB) exceeded"
+    return f"process limit ({limits.max_processes}) exceeded ({limits.tasks} processes and threads at most)"
 
 
 def _sandbox_counts(pid: int, procs: list, forked: bool) -> tuple[int, int]:
@@ -136,9 +175,10 @@ def _sandbox_counts(pid: int, procs: list, forked: bool) -> tuple[int, int]:
 
 
 async def watch(pid: int, limits: Limits, *, sockets: str | None, forked: bool,
-                on_limit: Callable[[str], None]) -> None:
+                on_limit: Callable[[str], None], group: KernelGroup | None = None) -> None:
     """Poll the kernel ``pid`` until it passes a limit, then tell ``on_limit`` which one and kill it.
-    ``sockets``: the host folder of its sockets, counted too (sandboxed kernels only)."""
+    ``sockets``: the host folder of its sockets, counted too (sandboxed kernels only). ``group``: its
+    control group, whose limits the Linux kernel enforces; a limit it reached (sticky counters) is named."""
     import psutil
 
     limit = limits.memory_mb * 2**20
@@ -146,26 +186,30 @@ async def watch(pid: int, limits: Limits, *, sockets: str | None, forked: bool,
         kernel = psutil.Process(pid)
         while True:
             await asyncio.sleep(0.1)
-            why = None
+            hit = group.hit() if group is not None else None
+            why = group_reason(hit, limits) if hit else None
             procs = [kernel, *kernel.children(recursive=True)]
-            if sockets is not None:
+            if why is None and sockets is not None:
                 processes, files = _sandbox_counts(pid, procs, forked)
                 # the sockets folder is the host's, outside the sandbox's tmpfs: count it too
                 entries, size = trees.usage(sockets, limit=limits.max_files)
+                unlinked, memfd = open_files(procs)
+                size += unlinked
                 if processes > limits.max_processes:
                     why = f"process limit ({limits.max_processes}) exceeded"
                 elif files + entries > limits.max_files:
                     why = f"file count limit ({limits.max_files}) exceeded"
                 elif size > limits.disk_mb * 2**20:
                     why = f"disk limit ({limits.disk_mb} MB) exceeded"
-            if why is None and limits.memory_mb > 0:
-                rss = 0
+            if why is None and limits.memory_mb > 0 and group is None:  # a group counts all of it already
+                extra = memfd if sockets is not None else open_files(procs)[1]  # memfds no map may show
+                rss = extra
                 for p in procs:
                     try:
                         rss += p.memory_info().rss
                     except psutil.Error:
                         pass
-                if rss > limit and proportional(procs) > limit:
+                if rss > limit and proportional(procs) + extra > limit:
                     why = f"memory limit ({limits.memory_mb} MB) exceeded"
             if why:
                 on_limit(why)

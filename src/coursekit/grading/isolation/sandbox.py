@@ -219,8 +219,9 @@ def kernel_argv(sockets: str, env: dict[str, str], *, disk_mb: int = 512, nproc:
                 user: str | None = None) -> list[str]:
     """The kernelspec argv of a sandboxed ipykernel talking on ipc sockets in ``sockets``, run as ``user``
     on the host (``user_of``; ``None``: ``runs_as()``)."""
-    return [*_walls(sockets, env, disk_mb, user=user), "--", sys.executable, "-c", _LAUNCH, str(nproc), "-f",
-            "{connection_file}"]
+    # --disable-userns: no nested user namespace, so no tmpfs or mount of the kernel's own outside the caps
+    return [*_walls(sockets, env, disk_mb, ("--disable-userns",), user=user), "--", sys.executable, "-c", _LAUNCH,
+            str(nproc), "-f", "{connection_file}"]
 
 
 def zygote_argv(sockets: str, env: dict[str, str]) -> list[str]:
