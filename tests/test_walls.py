@@ -200,3 +200,13 @@ def test_grades_say_what_enforces_the_limits(enforced):
 
     by = enforced["data"]["limits_enforced_by"]
     assert by == cgroups.describe() and (by.startswith("cgroup v") or by.startswith("poll (")), by
+
+
+def test_a_memory_limit_below_a_kernels_need_is_refused_up_front(tmp_path, capsys):
+    key = gb.write_key(tmp_path / "key")
+    gb.save(gb.answered(), tmp_path / "subs" / "perfect__toy.ipynb")
+    code = main(["grade", str(tmp_path / "subs"), "--key", str(key), "--out", str(tmp_path / "out"),
+                 "--memory-mb", "64", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--memory-mb 64 is below what a kernel of this key needs" in err, err
+    assert not (tmp_path / "out").exists()

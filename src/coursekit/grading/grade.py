@@ -121,6 +121,8 @@ def grade_folder(submissions: str | Path, key: str | Path | dict[str, Exercise] 
         modules = preload([c.source for ex in graded for c in ex.key.cells if c.cell_type == "code"])
         zygotes = ZygotePool(env, modules)
     try:
+        if zygotes is not None:
+            zygotes.require_memory(settings.memory_mb)  # refused up front, not a grader error on every row
         results = _grade_all(found, exercises, settings, exercise, env, workers, progress, zygotes)
     finally:
         if zygotes is not None:

@@ -29,6 +29,10 @@ from coursekit.grading.isolation import sandbox, trees
 from coursekit.grading.protocol import KERNEL_START, kill_group
 
 ZYGOTE_START = 180.0  # seconds a zygote may take to import what the key imports
+# What a forked kernel adds to its zygote's data before it answers (thread stacks, ZMQ, first allocations).
+# The course's key preloads 990 MB of data: --memory-mb 1024 killed every kernel at start; 1250 grades
+# solutions/01 to 10/10.
+KERNEL_START_MB = 256
 
 
 # Imported lazily by what the key uses, at a cost every kernel would pay again: torch imports torch._dynamo
@@ -269,6 +273,29 @@ class ZygotePool:
                 zygote.close()
                 raise RuntimeError("grading was stopped")
         return zygote
+
+    def require_memory(self, memory_mb: int) -> None:
+        """``ValueError`` naming the minimum when ``memory_mb`` (the kernels' data limit, 0: none) is below
+        what a kernel forked from these zygotes needs: a zygote's data (``VmData``, what ``RLIMIT_DATA``
+        counts, measured) plus ``KERNEL_START_MB``. Nothing is checked where no zygote starts."""
+        if memory_mb <= 0:
+            return
+        zygote = self.take()
+        if zygote is None:
+            return
+        try:
+            status = Path(f"/proc/{zygote.pid}/status").read_text()
+            data_mb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmData:")) // 1024
+        except (OSError, StopIteration, ValueError):
+            data_mb = None
+        finally:
+            self.give_back(zygote)
+        if data_mb is not None and data_mb + KERNEL_START_MB > memory_mb:
+            need = data_mb + KERNEL_START_MB
+            raise ValueError(f"--memory-mb {memory_mb} is below what a kernel of this key needs: {need} MB "
+                             f"(measured: {data_mb} MB of data once {', '.join(self.modules[:3]) or 'ipykernel'}"
+                             f"{' ...' if len(self.modules) > 3 else ''} is imported, plus {KERNEL_START_MB} MB to "
+                             f"start a kernel); pass --memory-mb {need} or more")
 
     def give_back(self, zygote: Zygote | None) -> None:
         """Keep ``zygote`` for the next submission if it is idle and clean, else kill it."""
