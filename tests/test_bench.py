@@ -10,8 +10,10 @@ import pytest
 from coursekit.bench import (COMPARISONS, MIN_SEEDS, Record, load_record, results_dir, run_comparison,
                              summarise, write_record)
 from coursekit.cli import build_parser
+from coursekit.robustness import NAME as ROBUSTNESS
 
-RECORDS = sorted(p.stem for p in results_dir().glob("*.json"))
+# results/ also holds the robustness record (tests/test_robustness.py), which is not a comparison
+RECORDS = sorted(p.stem for p in results_dir().glob("*.json") if p.stem != ROBUSTNESS)
 
 
 def fake_record(values: dict[str, list[float]], higher_is_better=True) -> Record:

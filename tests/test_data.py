@@ -186,8 +186,12 @@ def test_mnist_loaders_read_real_idx_files(tmp_path, kind, folder):
 
 
 def test_missing_mnist_names_the_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"mnist not found: none of .*MNIST/raw or .*mnist holds .*train-images-idx3-ubyte"):
+    with pytest.raises(FileNotFoundError, match=r"MNIST not found under root .*: none of .*MNIST/raw or .*mnist holds "
+                                                r"the four IDX files train-images-idx3-ubyte.*copy them there$"):
         load_mnist(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"Fashion-MNIST not found .*FashionMNIST/raw or .*fashion-mnist holds"
+                                                r".*install Debian's dataset-fashion-mnist"):
+        load_mnist(tmp_path, "fashion")
     with pytest.raises(ValueError, match="unknown kind 'kmnist'"):
         load_mnist(tmp_path, "kmnist")
 

@@ -27,6 +27,7 @@ from coursekit.errors import UsageError
 
 # torchvision's folder under ROOT (``ROOT/NAME/raw``), then Debian's (``ROOT/NAME``).
 FOLDERS = {"mnist": ("MNIST/raw", "mnist"), "fashion": ("FashionMNIST/raw", "fashion-mnist")}
+NAMES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 IMAGE_MAGIC, LABEL_MAGIC = 0x00000803, 0x00000801  # unsigned bytes, 3 dimensions / 1 dimension
 FASHION_CLASSES = ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
@@ -49,9 +50,10 @@ def find_idx_files(root: str | Path, kind: str) -> list[Path]:
         if all(found):
             return found  # type: ignore[return-value]
         looked.append(str(folder))
-    raise FileNotFoundError(f"{kind} not found: none of {' or '.join(looked)} holds the four IDX files "
-                            f"{', '.join(FILES)} (each may end in .gz); copy them there, or install Debian's "
-                            f"dataset-fashion-mnist and use root /usr/share/datasets")
+    debian = (", or install Debian's dataset-fashion-mnist and use root /usr/share/datasets"
+              if kind == "fashion" else "")
+    raise FileNotFoundError(f"{NAMES[kind]} not found under root {root}: none of {' or '.join(looked)} holds "
+                            f"the four IDX files {', '.join(FILES)} (each may end in .gz); copy them there{debian}")
 
 
 def read_idx(path: str | Path, magic: int) -> np.ndarray:
