@@ -39,6 +39,13 @@ PROCESSES = ("import subprocess\n_kids = []\nfor _ in range(300):\n"
 FILES = "for _i in range(3000):\n    open(f'f{_i}', 'w').close()\nimport time\ntime.sleep(5)\n"
 
 
+# mean() reads the source of the cell that calls it (the key's test cell, hidden tests and all) and raises
+# it as its error message, hoping the feedback quotes it.
+LEAK = ("import inspect, linecache\n"
+        "caller = inspect.currentframe().f_back.f_code.co_filename\n"
+        "raise ValueError('\\n'.join(linecache.getlines(caller)[1:]))")
+
+
 def _attack(code: str):
     return lambda: gb._top(gb.answered(), "task1_mean", code)
 
@@ -64,6 +71,7 @@ def graded(tmp_path_factory):
     }
     for name, (make, _, _) in cases.items():
         gb.save(make(), subs / f"{name}__toy.ipynb")
+    gb.save(gb.answered(task1_mean=LEAK), subs / "leaks_hidden__toy.ipynb")
     # files checked before they are read
     with open(subs / "sparse__toy.ipynb", "wb") as f:
         f.truncate(3 * 2**30)
@@ -114,6 +122,18 @@ def test_what_a_kernel_leaves_never_crashes_the_run(graded, name):
     (row,) = graded["rows"][name]
     assert row["tasks"] == tasks, (row["tasks"], row["status"])
     assert status in row["status"], row["status"]
+
+
+def test_feedback_never_quotes_a_hidden_test(graded):
+    from coursekit.grading.report import WITHHELD
+
+    (row,) = graded["rows"]["leaks_hidden"]
+    assert row["tasks"] == {**FULL, "task1": 0.0}, row
+    # the attack did reach the hidden test's text: the instructor's grades.json shows it
+    assert any(gb.SECRET in t["message"] for t in row["tests"]), row["tests"]
+    text = (graded["feedback"] / "leaks_hidden.md").read_text()
+    assert gb.SECRET not in text and WITHHELD in text, text
+    assert "test_task1_mean: failed: ValueError" in text, text
 
 
 def test_nothing_is_left_in_tmp(graded):

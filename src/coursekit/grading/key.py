@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
-from coursekit.grading.notebook import grade_id, hidden_lines, is_test, nbgrader, read_key, task_of, validate_notebook
+from coursekit.grading.notebook import BEGIN_HIDDEN, END_HIDDEN, grade_id, hidden_lines, is_test, nbgrader, read_key, task_of, validate_notebook
 from coursekit.grading.release import release_cell, solution_paths
 
 
@@ -40,6 +41,19 @@ class Exercise:
     @property
     def max(self) -> float:
         return sum(t.points for t in self.tests)
+
+    @cached_property
+    def secret_lines(self) -> set[str]:
+        """The hidden tests' lines (stripped, markers and lines under 8 characters left out) that the
+        student's copy does not contain: text that feedback must never show."""
+        given = {line.strip() for cell in self.released.values() for line in cell.source.splitlines()}
+        secret = set()
+        for cell in self.key.cells:
+            if is_test(cell):
+                lines = cell.source.splitlines()
+                secret |= {lines[n - 1].strip() for n in hidden_lines(cell.source) if n <= len(lines)}
+        return {line for line in secret - given
+                if len(line) >= 8 and line not in (BEGIN_HIDDEN, END_HIDDEN)}
 
 
 def load_key(folder: str | Path) -> dict[str, Exercise]:

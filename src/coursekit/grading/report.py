@@ -81,8 +81,17 @@ def feedback_name(student: str) -> str:
     return name + ".md"
 
 
-def feedback(student: str, results: list[Result]) -> str:
-    """One student's feedback: for every exercise, each task's points and each failing test's message."""
+WITHHELD = "(a line that quoted a hidden test was left out)"
+
+
+def withhold_secrets(text: str, secrets: set[str]) -> str:
+    """``text`` with every line that contains a line of a hidden test replaced by ``WITHHELD``."""
+    return "\n".join(WITHHELD if any(s in line for s in secrets) else line for line in text.split("\n"))
+
+
+def feedback(student: str, results: list[Result], exercises: dict[str, Exercise]) -> str:
+    """One student's feedback: for every exercise, each task's points and each failing test's message;
+    no line of it quotes a hidden test (``Exercise.secret_lines``)."""
     lines = [f"# Feedback for {student}", ""]
     for r in results:
         lines += [f"## {r.exercise or 'unknown exercise'}: {number(r.total)} / {number(r.max)} points", "",
@@ -100,7 +109,8 @@ def feedback(student: str, results: list[Result]) -> str:
         if r.notes:
             lines += ["", *[f"- {n}" for n in r.notes]]
         lines.append("")
-    return "\n".join(lines)
+    secrets = set().union(*(exercises[r.exercise].secret_lines for r in results if r.exercise in exercises))
+    return withhold_secrets("\n".join(lines), secrets)
 
 
 def write_reports(out: str | Path, results: list[Result], exercises: dict[str, Exercise],
@@ -124,7 +134,7 @@ def write_reports(out: str | Path, results: list[Result], exercises: dict[str, E
             name = name[:-3] + "_.md"
         names[student] = name
         path = out / "feedback" / name
-        write_atomic(path, feedback(student, by_student[student]))
+        write_atomic(path, feedback(student, by_student[student], exercises))
         written.append(path)
     for stale in sorted((out / "feedback").glob("*.md")):
         if stale not in written:
