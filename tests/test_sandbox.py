@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -226,18 +227,24 @@ def graded(tmp_path_factory):
     gb.save(patched, subs / "patches_testing__numeric.ipynb")
     cases["patches_testing"] = (None, {**FULL, "task2": 0.0}, "ok")
     began = time.time()
+    # this grading's temporary folders (and so its runners', bwraps' and zygotes' command lines) are below
+    # a folder of its own: other gradings may run beside it
+    scratch = tempfile.mkdtemp(prefix="cks")
+    os.chmod(scratch, 0o711)  # a root grader's sandboxes run as nobody, who must pass through it
+    saved, tempfile.tempdir = tempfile.tempdir, scratch
     try:
         code = main(["grade", str(subs), "--out", str(out), "--key", str(key), "--workers", "2",
                      "--cell-timeout", "20", "--timeout", "90", "--memory-mb", "2048", "--no-progress",
                      "--disk-mb", str(DISK_MB), "--max-processes", str(MAX_PROCESSES),
                      "--max-files", str(MAX_FILES)])
     finally:
+        tempfile.tempdir = saved
         stop.set()
         thread.join()
         server.close()
     assert code == 0
     rows = {r["student"]: r for r in json.loads((out / "grades.json").read_text())["rows"]}
-    return {"rows": rows, "cases": cases, "received": received, "began": began,
+    return {"rows": rows, "cases": cases, "received": received, "began": began, "scratch": scratch,
             "package": package_before == PACKAGE.read_bytes(),
             "key": key_before == (key / "toy.ipynb").read_bytes(),
             "data": json.loads((out / "grades.json").read_text())}
@@ -262,10 +269,13 @@ def test_each_attack_earns_only_its_honest_points(graded, name):
 def test_grades_say_who_the_kernels_ran_as(graded):
     from coursekit.grading.isolation import sandbox
 
-    expected = "grader" if os.geteuid() else ("nobody" if sandbox.unprivileged() else "root")
+    expected = "grader" if os.geteuid() else "nobody"  # a root grader that cannot drop to nobody refuses to grade
     assert graded["data"]["sandbox"] is True and graded["data"]["sandbox_user"] == expected
-    if os.geteuid() == 0 and sandbox.unprivileged():
-        assert sandbox.kernel_argv("/tmp/s", {})[0].endswith("setpriv")
+    if os.geteuid() == 0:
+        argv = sandbox.kernel_argv("/tmp/s", {})
+        setpriv = next(i for i, a in enumerate(argv) if a.endswith("setpriv"))
+        assert argv[setpriv + 1:setpriv + 3] == ["--reuid=65534", "--regid=65534"]
+        assert setpriv == 0 or sandbox.staged_paths(), argv[:setpriv]
 
 
 def test_nothing_outside_the_sandbox_changed(graded):
@@ -282,12 +292,14 @@ def test_no_sandbox_process_outlives_grading(graded):
         for p in psutil.process_iter(["cmdline", "create_time"]):
             cmd = " ".join(p.info["cmdline"] or [])
             recent = p.info["create_time"] and p.info["create_time"] >= graded["began"] - 1
-            if recent and any(mark in cmd for mark in ("coursekit-grade-", "coursekit-zygote-", "grading.isolation.zygote")):
+            if recent and graded["scratch"] in cmd:
                 left.append(p.pid)
         if not left or time.time() > deadline:
             break
         time.sleep(0.2)
     assert left == []
+    assert os.listdir(graded["scratch"]) == [], "the grader left these temporary folders"
+    os.rmdir(graded["scratch"])
 
 
 def test_without_bwrap_grading_stops_with_one_line(tmp_path, monkeypatch, capsys):

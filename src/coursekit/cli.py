@@ -164,9 +164,9 @@ def _grade(args: argparse.Namespace) -> int:
     with _input_errors_are_usage():
         key = load_key(args.key)  # read once: the grading and the reports see the same key
         if settings.sandbox and sandbox.runs_as() == "root":
-            print("coursekit grade: warning: grading as root and the user nobody cannot run the course's "
-                  "Python (is it under /root?): sandboxes run as root, which can read root's files. Install "
-                  "the course where every user can read it, or grade as an ordinary user.", file=sys.stderr)
+            raise UsageError("grading as root, the sandboxes run as the user nobody, who cannot start the "
+                             f"course's Python here ({sandbox.why_not_unprivileged()}); a kernel never runs as "
+                             "root: grade as an ordinary user, or install the course where nobody can read it")
         results = grade_folder(submissions, key, settings=settings, exercise=args.exercise,
                                workers=args.workers, progress=not args.no_progress, exclude=out)
     written = write_reports(out, results, key, settings)

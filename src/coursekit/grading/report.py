@@ -62,7 +62,7 @@ def grades_json(results: list[Result], exercises: dict[str, Exercise], settings:
     data = {
         "format": FORMAT,
         "sandbox": settings.sandbox,
-        "sandbox_user": sandbox.runs_as() if settings.sandbox else None,  # "grader", "nobody" or "root"
+        "sandbox_user": sandbox.runs_as() if settings.sandbox else None,  # "grader" or "nobody"
         # what enforces memory and process limits: "cgroup v1", "cgroup v2" or "poll (why no cgroup)"
         "limits_enforced_by": cgroups.describe() if settings.sandbox else "poll (no sandbox)",
         "settings": {"cell_timeout_s": settings.cell_timeout, "timeout_s": settings.timeout,

@@ -12,6 +12,8 @@ from coursekit.grading.settings import Settings
 MEMORY_ERRORS = ("MemoryError", "_ArrayMemoryError", "OutOfMemoryError")
 _MEMORY_TEXT = re.compile(r"can't allocate memory|Unable to allocate|out of memory", re.I)
 _DISK_TEXT = re.compile(r"No space left on device|File too large|Disk quota exceeded", re.I)
+# a thread or process refused by the sandbox's RLIMIT_NPROC (it binds a kernel that runs as nobody)
+_PROCESS_TEXT = re.compile(r"can't start new thread|Resource temporarily unavailable", re.I)
 
 
 def _is_memory(error: dict | None) -> bool:
@@ -20,6 +22,11 @@ def _is_memory(error: dict | None) -> bool:
 
 def _is_disk(error: dict | None) -> bool:
     return bool(error) and bool(_DISK_TEXT.search(error.get("evalue", "") + " " + error.get("ename", "")))
+
+
+def _is_processes(error: dict | None) -> bool:
+    return bool(error) and error["ename"] in ("RuntimeError", "BlockingIOError", "OSError") and bool(
+        _PROCESS_TEXT.search(error.get("evalue", "")))
 
 
 def _error_text(error: dict) -> str:
@@ -48,6 +55,8 @@ def score(exercise: Exercise, plan: list[Planned], outcomes: dict[int, dict], st
             result.issues.append(f"memory limit ({settings.memory_mb} MB) exceeded in {where}")
         elif _is_disk(error):
             result.issues.append(f"disk limit ({settings.disk_mb} MB) exceeded in {where}")
+        elif _is_processes(error):
+            result.issues.append(f"process limit ({settings.max_processes}) exceeded in {where}")
         elif error and cell.role == "solution" and cell.attempted:
             kind = error["ename"] if error["ename"] in ("SyntaxError", "IndentationError", "TabError") else "an error"
             line = f" (line {error['line']})" if error.get("line") else ""

@@ -16,7 +16,9 @@ injection), all capabilities dropped, and a file system built from nothing:
 The sandbox's user is the grader's own user outside it, except that a grader running as root starts
 ``bwrap`` as the unprivileged ``nobody`` (``setpriv``; ``unprivileged()``), and hands it the few files
 the kernel must write or read (``hand_over``): root's files, ``/proc/sys`` and root-owned ``/proc``
-entries are then out of the kernel's reach even through file permissions.
+entries are then out of the kernel's reach even through file permissions. Where ``nobody`` cannot pass
+through a folder above the environment (``/root``), ``_STAGE`` binds it where nobody can, in a mount
+namespace of the sandbox's own. No sandbox runs as the host's root (``RootSandbox``).
 
 ``zygote_argv(...)`` is the same sandbox around a warm zygote (``coursekit.grading.isolation.zygote``), which forks
 each kernel into namespaces of its own inside it.
@@ -34,6 +36,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install "
@@ -54,8 +57,52 @@ _LAUNCH = ("import resource, sys\n"
            "from ipykernel import kernelapp\nkernelapp.launch_new_instance()\n")
 
 
+# Run as root before the sandbox starts, when ``nobody`` cannot pass through a folder above a path the kernel
+# must read (the environment under /root, a 0700 home): in a mount namespace of its own (gone when the
+# sandbox ends), binds each such path read-only at ``STAGE/<i>``, which nobody can reach, then runs the rest
+# of its command line (setpriv ... bwrap --ro-bind STAGE/<i> PATH ...).
+_STAGE = ("import ctypes, os, sys\n"
+          "libc = ctypes.CDLL(None, use_errno=True)\n"
+          "stage, rest = sys.argv[1], sys.argv[2:]\n"
+          "cut = rest.index('--')\n"
+          "def check(code, what):\n"
+          "    if code != 0:\n"
+          "        sys.exit(f'coursekit sandbox: {what}: {os.strerror(ctypes.get_errno())}')\n"
+          "check(libc.unshare(0x00020000), 'a mount namespace (unshare CLONE_NEWNS)')\n"
+          "check(libc.mount(b'none', b'/', None, 16384 | 262144, None), 'making / private')\n"
+          "os.makedirs(stage, exist_ok=True)\n"
+          "os.chmod(stage, 0o755)\n"
+          "for i, path in enumerate(rest[:cut]):\n"
+          "    target = os.path.join(stage, str(i)).encode()\n"
+          "    os.makedirs(target, exist_ok=True)\n"
+          "    check(libc.mount(path.encode(), target, None, 4096 | 16384, None), f'binding {path}')\n"
+          "    check(libc.mount(None, target, None, 32 | 4096 | 1 | 16384, None), f'{path} read-only')\n"
+          "os.execvp(rest[cut + 1], rest[cut + 1:])\n")
+
+
 def bwrap() -> str | None:
     return shutil.which("bwrap")
+
+
+def _passable(path: str) -> bool:
+    """Whether ``nobody`` may pass through every folder above ``path`` (and ``path``'s own folder)."""
+    folder = os.path.dirname(path.rstrip("/")) or "/"
+    while True:
+        st = os.stat(folder)
+        if not (st.st_mode & 0o001 or (st.st_uid == NOBODY and st.st_mode & 0o100)
+                or (st.st_gid == NOBODY and st.st_mode & 0o010)):
+            return False
+        if folder == "/":
+            return True
+        folder = os.path.dirname(folder)
+
+
+def staged_paths(user: str | None = None) -> list[str]:
+    """The read-only paths (``readonly_paths``) that the sandbox's host user (``user``, else ``runs_as()``)
+    cannot reach: those ``_STAGE`` binds where it can (only ``nobody``, a root grader's user, has any)."""
+    if os.geteuid() != 0 or (user or runs_as()) != "nobody":
+        return []
+    return [p for p in readonly_paths() if not _passable(p)]
 
 
 def _drop() -> list[str]:
@@ -67,31 +114,41 @@ def _drop() -> list[str]:
 
 
 _unprivileged: bool | None = None  # decided once per grading (the runner is told: ``--unprivileged``, ``user_of``)
+_why_root: str | None = None
 
 
 def unprivileged() -> bool:
-    """Whether sandboxes run as an unprivileged host user: always, unless the grader is root and ``nobody``
-    cannot start the course's Python in a sandbox (e.g. the environment lives under ``/root``); then they
-    run as root, which ``grade`` reports as a warning and in ``grades.json``."""
-    global _unprivileged
+    """Whether sandboxes can run as an unprivileged host user: always, unless the grader is root and
+    ``nobody`` cannot start the course's Python in a sandbox, even with the paths it cannot reach bound by
+    ``_STAGE``; then ``grade`` refuses to grade (``why_not_unprivileged``)."""
+    global _unprivileged, _why_root
     if _unprivileged is None:
         if os.geteuid() != 0:
             _unprivileged = True
         else:
-            probe = [*_drop(), *_walls_args(None, {}, 1), "--", sys.executable, "-c",
-                     "import coursekit.grading.isolation.zygote"]
-            try:
-                done = subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
-                _unprivileged = done.returncode == 0
-            except (OSError, subprocess.TimeoutExpired):
-                _unprivileged = False
+            with tempfile.TemporaryDirectory(prefix="coursekit-probe-") as folder:
+                reachable(folder, "nobody")
+                probe = [*_walls(None, {}, 1, user="nobody", stage=os.path.join(folder, "env")), "--",
+                         sys.executable, "-c", "import coursekit.grading.isolation.zygote"]
+                try:
+                    done = subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+                    _unprivileged = done.returncode == 0
+                    lines = done.stderr.decode(errors="replace").strip().splitlines()
+                    _why_root = lines[-1] if lines else f"exit code {done.returncode}"
+                except (OSError, subprocess.TimeoutExpired) as err:
+                    _unprivileged, _why_root = False, str(err)
     return _unprivileged
+
+
+def why_not_unprivileged() -> str | None:
+    """Why ``nobody`` cannot run the course's Python in a sandbox here (the probe's last line), or ``None``."""
+    return None if unprivileged() else _why_root
 
 
 def user_of(unprivileged: bool) -> str:
     """Who the sandboxes run as on the host, given ``unprivileged()``: ``"grader"`` (the grader's own user,
     not root), ``"nobody"`` (a root grader's, where unprivileged) or ``"root"`` (where ``nobody`` cannot run
-    the course)."""
+    the course even through ``_STAGE``: then ``grade`` refuses and ``_walls`` raises ``RootSandbox``)."""
     if os.geteuid() != 0:
         return "grader"
     return "nobody" if unprivileged else "root"
@@ -188,7 +245,8 @@ def readonly_paths() -> list[str]:
     return keep
 
 
-def _walls_args(sockets: str | None, env: dict[str, str], disk_mb: int, extra: tuple[str, ...] = ()) -> list[str]:
+def _walls_args(sockets: str | None, env: dict[str, str], disk_mb: int, extra: tuple[str, ...] = (),
+                sources: dict[str, str] | None = None) -> list[str]:
     exe = bwrap() or "bwrap"
     size = str(max(1, disk_mb) * 2**20)
     args = [exe, "--unshare-all", "--unshare-user", *extra, "--die-with-parent", "--new-session",
@@ -197,7 +255,7 @@ def _walls_args(sockets: str | None, env: dict[str, str], disk_mb: int, extra: t
             "--size", size, "--tmpfs", "/tmp",  # before any bind under /tmp, or the binds vanish
             "--dir", WORKDIR, "--dir", "/tmp/matplotlib"]
     for path in readonly_paths():
-        args += ["--ro-bind", path, path]
+        args += ["--ro-bind", (sources or {}).get(path, path), path]
     if os.geteuid() == 0:  # a root grader's sandbox, as root or as nobody (then a second wall): hide root's files
         args += _private_etc()
     if sockets is not None:
@@ -208,11 +266,28 @@ def _walls_args(sockets: str | None, env: dict[str, str], disk_mb: int, extra: t
     return args
 
 
-def _walls(sockets: str, env: dict[str, str], disk_mb: int, extra: tuple[str, ...] = (),
-           user: str | None = None) -> list[str]:
+class RootSandbox(RuntimeError):
+    """A sandbox would run as the host's root: refused (``grade`` says why and what to do)."""
+
+
+def _walls(sockets: str | None, env: dict[str, str], disk_mb: int, extra: tuple[str, ...] = (),
+           user: str | None = None, stage: str | None = None) -> list[str]:
     """The ``bwrap`` command line up to the program: namespaces, file system, environment; started as
-    ``nobody`` when the sandbox's host user (``user``, else ``runs_as()``) is."""
-    return [*(_drop() if (user or runs_as()) == "nobody" else []), *_walls_args(sockets, env, disk_mb, extra)]
+    ``nobody`` when the sandbox's host user (``user``, else ``runs_as()``) is, through ``_STAGE`` (mount
+    points in ``stage``, else ``sockets``' sibling ``env``) where nobody cannot reach a path it must read.
+    Never as the host's root: ``RootSandbox``."""
+    user = user or runs_as()
+    if os.geteuid() == 0 and user != "nobody":
+        raise RootSandbox("a sandbox would run as root on the host")
+    if user != "nobody":
+        return _walls_args(sockets, env, disk_mb, extra)
+    staged = staged_paths(user)
+    if not staged:
+        return [*_drop(), *_walls_args(sockets, env, disk_mb, extra)]
+    stage = stage or os.path.join(os.path.dirname(str(sockets).rstrip("/")), "env")
+    sources = {path: os.path.join(stage, str(i)) for i, path in enumerate(staged)}
+    return [sys.executable, "-I", "-S", "-c", _STAGE, stage, *staged, "--", *_drop(),
+            *_walls_args(sockets, env, disk_mb, extra, sources)]
 
 
 def kernel_argv(sockets: str, env: dict[str, str], *, disk_mb: int = 512, nproc: int = 1024,
