@@ -2,13 +2,15 @@
 
 import json
 import math
+import os
 import shlex
+import signal
 import statistics
 
 import pytest
 
-from coursekit.bench import (COMPARISONS, MIN_SEEDS, Record, load_record, results_dir, run_comparison,
-                             summarise, write_record)
+from coursekit.bench import (COMPARISONS, MIN_SEEDS, T_975, Record, far_runs, load_record, paired, results_dir,
+                             run_comparison, summarise, write_record)
 from coursekit.cli import build_parser
 from coursekit.robustness import NAME as ROBUSTNESS
 
@@ -31,6 +33,43 @@ def test_summarise_is_the_mean_and_sample_std():
     assert s["std"] == pytest.approx(statistics.stdev(values), abs=1e-15)  # n − 1, not n
     assert (s["min"], s["max"], s["n"]) == (0.29, 0.40, 5)
     assert summarise([2.0]) == {"mean": 2.0, "std": 0.0, "min": 2.0, "max": 2.0, "n": 1}
+
+
+def test_the_paired_interval_is_the_t_interval_of_the_differences():
+    from scipy import stats
+
+    a, b = [0.80, 0.82, 0.81, 0.79, 0.83], [0.78, 0.81, 0.80, 0.79, 0.80]
+    d = [x - y for x, y in zip(a, b)]
+    half = stats.t.ppf(0.975, len(d) - 1) * statistics.stdev(d) / math.sqrt(len(d))
+    p = paired(a, b)
+    assert p["diff"] == pytest.approx(statistics.mean(d)) and p["std"] == pytest.approx(statistics.stdev(d))
+    assert (p["low"], p["high"]) == (pytest.approx(statistics.mean(d) - half, abs=1e-4),
+                                     pytest.approx(statistics.mean(d) + half, abs=1e-4))
+    assert (p["wins_a"], p["wins_b"], p["n"]) == (4, 0, 5)
+    for df, t in enumerate(T_975, start=1):  # the table is Student's t
+        assert t == pytest.approx(stats.t.ppf(0.975, df), abs=6e-4), df
+    with pytest.raises(ValueError, match="same seeds"):
+        paired([1.0, 2.0], [1.0])
+
+
+def test_paired_seeds_separate_what_unpaired_spreads_hide():
+    # each seed moves both arms together (its split); a is ahead by 0.01 on every seed
+    b = [0.70, 0.80, 0.75, 0.85, 0.78]
+    r = fake_record({"a": [v + 0.01 for v in b], "b": b})
+    s = r.summary("a")
+    assert s["mean"] - s["std"] < r.summary("b")["mean"] + r.summary("b")["std"]  # the mean ± std overlap
+    assert r.better("a", "b") and "better on 5 of 5 seeds" in r.verdict("a", "b")
+    # the same values with the seeds shuffled in one arm: no longer paired, no longer separated
+    shuffled = fake_record({"a": [b[i] + 0.01 for i in (3, 0, 4, 1, 2)], "b": b})
+    assert not shuffled.separated("a", "b") and "within noise" in shuffled.verdict("a", "b")
+
+
+def test_a_failed_run_is_counted_and_shown_not_averaged_away():
+    values = [0.933, 0.642, 0.940, 0.937, 0.929]
+    assert far_runs(values) == [1] and far_runs([0.80, 0.82, 0.81, 0.79, 0.83]) == []
+    r = fake_record({"U-Net": values, "b": [0.90, 0.91, 0.90, 0.92, 0.91]})
+    assert r.far("U-Net") == 1 and "(median 0.933; 1 of 5 runs far from the rest)" in r.verdict("U-Net", "b")
+    assert "median" not in r.describe("b")
 
 
 def test_an_ordering_is_claimed_only_where_the_intervals_separate():
@@ -152,3 +191,35 @@ def test_the_first_failing_run_stops_the_bench_with_its_command(monkeypatch):
     with pytest.raises(RuntimeError, match="train dense-ae --seed 0 .*boom"):
         run_comparison("reconstruction-loss", [0, 1, 2], quick=True, jobs=1, progress=False)
     assert len(calls) < 6  # the remaining runs were cancelled, not all started
+
+
+def test_a_bench_on_a_busy_machine_says_so_and_records_the_load(monkeypatch, capsys):
+    import coursekit.bench as bench
+
+    monkeypatch.setattr(bench, "train_once", lambda words, threads, env=None: ({"test_mse": 0.01}, 1.0))
+    monkeypatch.setattr(bench, "machine_load", lambda: {"load_average": 3.5, "cpus": 2, "other_runs": 1})
+    record = run_comparison("reconstruction-loss", [0, 1], quick=True, progress=False)
+    assert "WARNING: this machine is busy (1 other coursekit train/bench process(es), load 3.5 on 2 cores)" in \
+        capsys.readouterr().err
+    assert record["timed_alone"] is False and record["load_at_start"]["other_runs"] == 1
+    assert all("load_after" in run for arm in record["arms"] for run in arm["runs"])
+    monkeypatch.setattr(bench, "machine_load", lambda: {"load_average": 0.2, "cpus": 2, "other_runs": 0})
+    assert run_comparison("reconstruction-loss", [0, 1], quick=True, progress=False)["timed_alone"] is True
+    assert "WARNING" not in capsys.readouterr().err
+
+
+def test_other_runs_sees_a_coursekit_train_outside_this_process():
+    import subprocess
+    import sys
+
+    from coursekit.bench import other_runs
+
+    # a process that looks like a run, started by another parent (a shell that exits at once)
+    started = subprocess.run(["sh", "-c", f"{sys.executable} -c 'import time; time.sleep(30)' coursekit train x >/dev/null 2>&1 & "
+                              "echo $!"], check=True, capture_output=True, text=True)
+    pid = int(started.stdout.split()[-1])
+    try:
+        assert pid in other_runs()
+        assert os.getpid() not in other_runs()  # nor this process, nor its children
+    finally:
+        os.kill(pid, signal.SIGKILL)

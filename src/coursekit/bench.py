@@ -11,8 +11,16 @@ commands, every seed's metrics and wall time, the mean and the sample standard d
 the library versions, the device and the threads each run had. Chapters read a record with
 ``load_record(NAME)`` and show ``record.table()`` and ``plot.seed_spread(record.values(metric))``.
 
-An ordering is claimed only where the arms' intervals mean ± std do not overlap
-(``record.separated(a, b)``); otherwise the chapter says "within noise" (``record.verdict(a, b)``).
+A seed fixes the data split (and the initialisation) for every arm, so arms are compared **seed by
+seed**: the paired differences d_s = m_a(s) − m_b(s) and their 95% t-interval
+
+    d̄ ± t_{0.975, n−1} · s_d / √n,    s_d = sqrt( Σ_s (d_s − d̄)² / (n − 1) ).
+
+An ordering is claimed only where that interval excludes 0 (``record.separated(a, b)``,
+``record.better(a, b)``); otherwise the chapter says "within noise". ``record.verdict(a, b)`` says
+which, with the paired difference, its interval and on how many seeds each arm was ahead. A run far
+from the rest of its arm (more than 3 scaled median absolute deviations from the arm's median,
+``far_runs``) is counted and shown beside the median, not averaged away.
 This module imports no torch: the runs are separate processes.
 """
 
@@ -23,6 +31,7 @@ import math
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -166,6 +175,35 @@ def summarise(values: Iterable[float]) -> dict[str, float]:
     return {"mean": mean, "std": std, "min": min(values), "max": max(values), "n": n}
 
 
+# t_{0.975, df}: the two-sided 95% quantile of Student's t for df = 1..30 (beyond, df = 30's, a little wide)
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+FAR = 3.0  # a run more than FAR scaled median absolute deviations from its arm's median is far from the rest,
+FAR_SHARE = 0.2  # if it is also more than this share of the median away (a failed run, not spread)
+
+
+def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """The paired comparison of two arms measured on the same seeds (``a[i]`` and ``b[i]`` share seed i):
+    mean difference ``diff`` = d̄, its sample ``std``, the 95% t-interval ``low``, ``high`` (d̄ ∓ t·s_d/√n;
+    both d̄ with one pair), ``wins_a`` / ``wins_b`` (seeds where each is larger) and ``n``."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"paired values need the same seeds on both sides: {len(a)} and {len(b)} runs")
+    d = summarise(x - y for x, y in zip(a, b))
+    n = int(d["n"])
+    half = T_975[min(n - 1, len(T_975)) - 1] * d["std"] / math.sqrt(n) if n > 1 else 0.0
+    return {"diff": d["mean"], "std": d["std"], "low": d["mean"] - half, "high": d["mean"] + half,
+            "wins_a": sum(x > y for x, y in zip(a, b)), "wins_b": sum(y > x for x, y in zip(a, b)), "n": n}
+
+
+def far_runs(values: Sequence[float]) -> list[int]:
+    """Indices of the runs far from the rest: |m − median| > FAR · 1.4826 · MAD (the median absolute
+    deviation, scaled to a normal sample's standard deviation) and > ``FAR_SHARE`` of |median| (with five
+    seeds the MAD alone flags ordinary spread)."""
+    median = statistics.median(values)
+    mad = 1.4826 * statistics.median(abs(v - median) for v in values)
+    return [i for i, v in enumerate(values) if abs(v - median) > max(FAR * mad, FAR_SHARE * abs(median))]
+
+
 def results_dir() -> Path:
     """``$COURSEKIT_RESULTS``, else the repository's ``results/`` (beside ``src/``)."""
     return Path(os.environ.get(RESULTS_ENV) or Path(__file__).resolve().parents[2] / "results")
@@ -187,6 +225,48 @@ def train_once(words: list[str], threads: int, env: Mapping[str, str] | None = N
     return metrics, seconds
 
 
+def other_runs() -> list[int]:
+    """The process ids of ``coursekit train`` or ``coursekit bench`` processes running on this machine
+    outside this one and its children (read from ``/proc``; none where there is no ``/proc``)."""
+    mine = {os.getpid()}
+    found = []
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return []
+    for entry in sorted(entries, key=int):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                words = f.read().decode(errors="replace").split("\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent in mine:  # pids grow, so a child is listed after its parent (wrap-around aside)
+            mine.add(int(entry))
+            continue
+        command = " ".join(words)  # `coursekit train ...` or `python -m coursekit train ...`
+        if "coursekit train" in command or "coursekit bench" in command:
+            found.append(int(entry))
+    return found
+
+
+def machine_load() -> dict[str, float]:
+    """What else holds the cores now: the 1-minute load average, the cores and how many ``other_runs()``."""
+    return {"load_average": round(os.getloadavg()[0], 2), "cpus": os.cpu_count() or 1, "other_runs": len(other_runs())}
+
+
+def busy_warning(load: Mapping[str, float]) -> str | None:
+    """A warning to print when the machine is not idle enough to time runs (another bench, or a load above
+    half the cores), else ``None``: the metrics stay valid, the wall times do not compare."""
+    if load["other_runs"] or load["load_average"] > 0.5 * load["cpus"]:
+        return (f"coursekit bench: WARNING: this machine is busy ({load['other_runs']} other coursekit "
+                f"train/bench process(es), load {load['load_average']:g} on {load['cpus']:g} cores): the "
+                "metrics are valid, but the wall times in this record will not compare with an idle run's; "
+                "rerun alone to time")
+    return None
+
+
 def run_comparison(name: str, seeds: list[int], *, quick: bool = False, device: str | None = None,
                    jobs: int = 1, progress: bool = True) -> dict[str, Any]:
     """Train every arm of comparison ``name`` once per seed and return its record (see the module's doc).
@@ -202,11 +282,15 @@ def run_comparison(name: str, seeds: list[int], *, quick: bool = False, device: 
         raise UsageError(f"--seeds repeats a seed: {seeds}")
     threads = max(1, (os.cpu_count() or 1) // jobs)
     runs = [(arm, seed) for arm in comparison.arms for seed in seeds]
+    load = machine_load()
+    warning = busy_warning(load)
+    if warning:
+        print(warning, file=sys.stderr)
     start = time.perf_counter()
     pool = ThreadPoolExecutor(jobs)
     try:
         with tqdm(total=len(runs), desc=name, disable=not progress) as bar:
-            futures = [pool.submit(train_once, arm.command(seed, quick, device), threads) for arm, seed in runs]
+            futures = [pool.submit(_timed_run, arm.command(seed, quick, device), threads) for arm, seed in runs]
             for future in futures:
                 future.add_done_callback(lambda _: bar.update())
             outcomes = [future.result() for future in futures]  # the first failure raises here
@@ -215,12 +299,13 @@ def run_comparison(name: str, seeds: list[int], *, quick: bool = False, device: 
     arms = []
     for arm in comparison.arms:
         done = [(seed, outcome) for (a, seed), outcome in zip(runs, outcomes) if a is arm]
-        common = set.intersection(*(set(metrics) for _, (metrics, _) in done))  # what every seed reported
+        common = set.intersection(*(set(metrics) for _, (metrics, _, _) in done))  # what every seed reported
         arms.append({
             "label": arm.label, "recipe": arm.recipe, "options": dict(arm.options),
             "runs": [{"seed": seed, "command": "coursekit " + shlex.join(arm.command(seed, quick, device)),
-                      "metrics": metrics, "wall_seconds": round(seconds, 2)} for seed, (metrics, seconds) in done],
-            "summary": {key: summarise(m[key] for _, (m, _) in done) for key in done[0][1][0] if key in common},
+                      "metrics": metrics, "wall_seconds": round(seconds, 2), "load_after": after}
+                     for seed, (metrics, seconds, after) in done],
+            "summary": {key: summarise(m[key] for _, (m, _, _) in done) for key in done[0][1][0] if key in common},
         })
     return {
         "comparison": name, "question": comparison.question, "chapters": list(comparison.chapters),
@@ -230,8 +315,15 @@ def run_comparison(name: str, seeds: list[int], *, quick: bool = False, device: 
         "seeds": list(seeds), "quick": quick, "device": device or "default", "threads_per_run": threads,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "versions": _versions(), "wall_seconds": round(time.perf_counter() - start, 1),
+        "load_at_start": load, "timed_alone": warning is None,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "arms": arms,
     }
+
+
+def _timed_run(words: list[str], threads: int) -> tuple[dict[str, float], float, float]:
+    """``train_once`` and the 1-minute load average when it ended (recorded beside its wall time)."""
+    metrics, seconds = train_once(words, threads)
+    return metrics, seconds, round(os.getloadavg()[0], 2)
 
 
 def _versions() -> dict[str, str]:
@@ -276,39 +368,54 @@ class Record:
         """mean, std, min, max and n of one arm's metric (``summarise``)."""
         return summarise(self.values(metric, [label])[label])
 
-    def interval(self, label: str, metric: str | None = None) -> tuple[float, float]:
-        """mean − std, mean + std of one arm."""
-        s = self.summary(label, metric)
-        return s["mean"] - s["std"], s["mean"] + s["std"]
+    def paired(self, a: str, b: str, metric: str | None = None) -> dict[str, float]:
+        """``paired`` of arms ``a`` and ``b``, seed by seed over the seeds both recorded."""
+        runs = {label: {run.get("seed", i): run["metrics"][metric or self.metric]
+                        for i, run in enumerate(self.arms[label]["runs"])} for label in (a, b)}
+        seeds = [s for s in runs[a] if s in runs[b]]
+        return paired([runs[a][s] for s in seeds], [runs[b][s] for s in seeds])
 
     def separated(self, a: str, b: str, metric: str | None = None) -> bool:
-        """Whether the intervals mean ± std of arms ``a`` and ``b`` do not overlap; never with fewer than
-        two runs of either (one run has no spread to compare with)."""
-        if min(self.summary(a, metric)["n"], self.summary(b, metric)["n"]) < 2:
-            return False
-        (a_low, a_high), (b_low, b_high) = self.interval(a, metric), self.interval(b, metric)
-        return a_high < b_low or b_high < a_low
+        """Whether the 95% interval of the paired difference of ``a`` and ``b`` excludes 0; never with
+        fewer than two shared seeds (one pair has no spread to compare with)."""
+        p = self.paired(a, b, metric)
+        return p["n"] >= 2 and (p["low"] > 0 or p["high"] < 0)
 
     def better(self, a: str, b: str, metric: str | None = None) -> bool:
-        """Whether arm ``a`` beats arm ``b`` beyond noise: separated, and ``a``'s mean on the better side."""
+        """Whether arm ``a`` beats arm ``b`` beyond noise: separated, and ``a`` on the better side."""
         higher = self.data["higher_is_better"] if metric in (None, self.metric) else higher_is_better(metric)
-        diff = self.summary(a, metric)["mean"] - self.summary(b, metric)["mean"]
-        return self.separated(a, b, metric) and (diff > 0) == higher
+        return self.separated(a, b, metric) and (self.paired(a, b, metric)["diff"] > 0) == higher
+
+    def far(self, label: str, metric: str | None = None) -> int:
+        """How many of an arm's runs are far from the rest (``far_runs``)."""
+        return len(far_runs(self.values(metric, [label])[label]))
+
+    def describe(self, label: str, metric: str | None = None, digits: int = 3) -> str:
+        """``mean ± std``, and where some runs are far from the rest, the median and how many."""
+        s, far = self.summary(label, metric), self.far(label, metric)
+        text = f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+        if far:
+            median = statistics.median(self.values(metric, [label])[label])
+            text += f" (median {median:.{digits}f}; {far} of {s['n']} runs far from the rest)"
+        return text
 
     def verdict(self, a: str, b: str, metric: str | None = None, digits: int = 3) -> str:
-        """One sentence: which arm is ahead beyond noise, or that the two are within noise, with mean ± std."""
+        """One sentence: which arm is ahead beyond noise, or that the two are within noise, with the paired
+        difference, its 95% interval, each arm's wins over the seeds and mean ± std."""
         name = metric or self.metric
-        sa, sb = self.summary(a, metric), self.summary(b, metric)
-        seeds = f"{sa['n']} seeds" if sa["n"] == sb["n"] else f"{sa['n']} and {sb['n']} seeds"
-        both = (f"{a} {sa['mean']:.{digits}f} ± {sa['std']:.{digits}f}, {b} {sb['mean']:.{digits}f} ± "
-                f"{sb['std']:.{digits}f}, {seeds}")
-        if min(sa["n"], sb["n"]) < 2:
-            return f"{a} and {b}: too few runs on {name} for a verdict ({both})"
+        p = self.paired(a, b, metric)
+        higher = self.data["higher_is_better"] if metric in (None, self.metric) else higher_is_better(metric)
+        wins_a, wins_b = (p["wins_a"], p["wins_b"]) if higher else (p["wins_b"], p["wins_a"])
+        arms = f"{a} {self.describe(a, metric, digits)}, {b} {self.describe(b, metric, digits)}"
+        if p["n"] < 2:
+            return f"{a} and {b}: too few runs on {name} for a verdict ({arms})"
+        paired_text = (f"paired difference {p['diff']:+.{digits}f}, 95% interval {p['low']:+.{digits}f} to "
+                       f"{p['high']:+.{digits}f}; {a} better on {wins_a} of {p['n']} seeds, {b} on {wins_b}; {arms}")
         if self.better(a, b, metric):
-            return f"{a} beats {b} on {name} ({both})"
+            return f"{a} beats {b} on {name} ({paired_text})"
         if self.better(b, a, metric):
-            return f"{b} beats {a} on {name} ({both})"
-        return f"{a} and {b} are within noise on {name} ({both})"
+            return f"{b} beats {a} on {name} ({paired_text})"
+        return f"{a} and {b} are within noise on {name} ({paired_text})"
 
     def contains(self, label: str, value: float, metric: str | None = None) -> bool:
         """Whether a fresh run's ``value`` lies in the recorded spread: within [min − std, max + std]."""
@@ -325,8 +432,7 @@ class Record:
             rows[label] = {"seeds": len(self.arms[label]["runs"])}
             for m in metrics:
                 if m in self.arms[label]["runs"][0]["metrics"]:  # an arm may not report every metric
-                    s = self.summary(label, m)
-                    rows[label][m] = f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+                    rows[label][m] = self.describe(label, m, digits)
         columns = [Column("seeds", "seeds", "{:d}", None)]
         columns += [Column(m, m.replace("_", " "), "{}", None) for m in metrics]
         return Table(rows, columns, index="arm")
@@ -349,5 +455,5 @@ def load_record(name: str, folder: str | os.PathLike | None = None) -> Record:
     return Record(data, path)
 
 
-__all__ = ["Arm", "COMPARISONS", "Comparison", "MIN_SEEDS", "Record", "get_comparison", "higher_is_better",
-           "load_record", "results_dir", "run_comparison", "summarise", "train_once", "write_record"]
+__all__ = ["Arm", "COMPARISONS", "Comparison", "MIN_SEEDS", "Record", "far_runs", "get_comparison", "higher_is_better",
+           "load_record", "paired", "results_dir", "run_comparison", "summarise", "train_once", "write_record"]
