@@ -300,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "train ... --json` command a reader could type, and write OUT/NAME.json: the commands, "
                     "every seed's metrics and wall time, mean and sample std per metric, versions, device."
                     f"\n\ncomparisons (the deciding metric: the arms):\n{comparisons}",
-        epilog=f"Chapters claim an ordering only where the arms' mean ± std intervals do not overlap; a record "
+        epilog=f"Chapters claim an ordering only where the 95% t-interval of the arms' paired differences (seed by "
+               f"seed) excludes 0; a bench on a busy machine warns that its wall times will not compare; a record "
                f"they rely on has at least {MIN_SEEDS} seeds. Example: coursekit bench segmentation --seeds 0 1 2 "
                "3 4 --jobs 2. Exit status: 0 done, 1 a run failed, 2 a usage error.")
     p.add_argument("names", nargs="+", choices=list(COMPARISONS), metavar="NAME", help="comparisons (listed above)")
