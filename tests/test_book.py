@@ -58,6 +58,25 @@ def test_notebooks_are_committed_without_outputs():
     assert pinned >= 5  # the shapes and sizes chapters 7, 9, 10 and 11 print
 
 
+def test_no_chapter_shows_the_checks_of_its_own_claims():
+    """A chapter's asserts run in cells tagged remove-cell: executed by the build and by nbval, never shown."""
+    import ast
+
+    import nbformat
+
+    hidden = 0
+    for path in sorted((ROOT / "book").rglob("*.ipynb")):
+        for i, c in enumerate(nbformat.read(path, as_version=4).cells):
+            if c.cell_type != "code":
+                continue
+            asserts = sum(isinstance(n, ast.Assert) for n in ast.walk(ast.parse(c.source)))
+            if "remove-cell" in c.metadata.get("tags", []):
+                hidden += asserts
+            else:
+                assert not asserts, f"{path.relative_to(ROOT)} cell {i} shows {asserts} assert(s): move them to a remove-cell"
+    assert hidden >= 100  # the checks are still there, only out of sight
+
+
 def _executed_chapters() -> list[str]:
     """``--executed DIR`` when ``$COURSEKIT_EXECUTED`` holds every chapter as nbval executed it, else nothing."""
     folder = os.environ.get("COURSEKIT_EXECUTED")
