@@ -1,7 +1,7 @@
 """coursekit: the package behind the Encoder–Decoder Models course.
 
 Every model, dataset, trainer, metric, plot and the grader used by the book lives here; the chapters
-import it instead of copying code between notebooks. The rooms, each importing only the ones below it:
+import it instead of copying code between notebooks. The layers, each importing only the ones below it (CONTRIBUTING.md has the table):
 
     cli                  the ``coursekit`` command (imports torch only for commands that need it)
     recipes              one ``Recipe`` per model: builder, defaults, quick defaults, accepted options
