@@ -15,18 +15,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from coursekit.grading.judge import plan as judge_plan
 from coursekit.grading.key import Exercise
 from coursekit.grading.notebook import compute_checksum, grade_id, is_solution, is_test, nbgrader
 
 
 @dataclass
 class Planned:
-    role: str      # "guard" (the grader's set-up), "locked" (the key's code), "solution", "test",
-                   # "student" (a cell the student added)
+    role: str      # "guard" or "serve" (the grader's set-up), "locked" (the key's code), "solution",
+                   # "test", "student" (a cell the student added)
     label: str     # how the feedback names the cell
     source: str
     grade_id: str | None = None
     attempted: bool = True
+    judged: bool = False  # a locked cell the judge runs too (``coursekit.grading.judge.plan``)
 
 
 _GUARD = """\
@@ -56,6 +58,7 @@ def _coursekit_guard(names):
 _coursekit_guard(%r)
 del _coursekit_guard
 """
+SERVE = "from coursekit.grading.serve import serve as __coursekit_serve__"  # the kernel's side of the judge
 _COMPARE = ("allclose", "isclose", "equal", "array_equal", "all", "any", "abs", "isnan", "isfinite", "eq", "ne",
             "testing")
 
@@ -127,7 +130,10 @@ def assemble(exercise: Exercise, nb) -> tuple[list[Planned], list[str]]:
     if untouched:
         issues.append("not attempted: " + ", ".join(untouched))
 
-    plan: list[Planned] = [Planned("guard", "the grader's set-up", guard_source(exercise))]
+    judged = exercise.judged
+    first = Planned("serve", "the grader's set-up", SERVE) if judged else \
+        Planned("guard", "the grader's set-up", guard_source(exercise))
+    plan: list[Planned] = [first]
     plan += [Planned("student", "your cell at the top", s) for s in added.get(None, [])]
     for cell in exercise.key.cells:
         gid = grade_id(cell)
@@ -140,4 +146,31 @@ def assemble(exercise: Exercise, nb) -> tuple[list[Planned], list[str]]:
             else:
                 plan.append(Planned("locked", gid or "a setup cell", cell.source, gid))
         plan += [Planned("student", f"your cell after {gid}", s) for s in added.get(gid, []) if gid]
+    if judged:
+        roles = {"locked": "given", "solution": "answer", "student": "answer", "test": "test", "serve": "given"}
+        runs, _ = judge_plan([(roles[p.role], p.source) for p in plan])
+        for p, run in zip(plan, runs):
+            p.judged = run and p.role == "locked"
     return plan, issues
+
+
+def student_names(plan: list[Planned]) -> set[str]:
+    """The names a judged test fetches from the kernel (``coursekit.grading.judge.plan``)."""
+    roles = {"locked": "given", "solution": "answer", "student": "answer", "test": "test", "serve": "given",
+             "guard": "given"}
+    return judge_plan([(roles[p.role], p.source) for p in plan])[1]
+
+
+def submitted_source(plan: list[Planned]) -> str:
+    """The student's cells, for ``borrowed`` in the judge (cells that do not parse are left out)."""
+    import ast
+
+    kept = []
+    for p in plan:
+        if p.role in ("solution", "student"):
+            try:
+                ast.parse(p.source)
+            except SyntaxError:
+                continue
+            kept.append(p.source)
+    return "\n\n".join(kept)

@@ -4,9 +4,22 @@ Light on purpose (stdlib only, and IPython, already loaded in a kernel): a stude
 else of the grader.
 """
 
+import contextlib
 import types
 
 from coursekit.grading.protocol import PARTIAL_CREDIT_MIME
+
+_recorders: list = []  # where partial_credit reports while the judge runs a test (``recording``)
+
+
+@contextlib.contextmanager
+def recording(record):
+    """While a test runs in the judge (``coursekit.grading.judge``): ``partial_credit`` calls ``record``."""
+    _recorders.append(record)
+    try:
+        yield
+    finally:
+        _recorders.remove(record)
 
 
 def partial_credit(fraction: float) -> None:
@@ -25,6 +38,9 @@ def partial_credit(fraction: float) -> None:
     fraction = float(fraction)
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"partial credit must be a fraction between 0 and 1, not {fraction}")
+    if _recorders:
+        _recorders[-1](fraction)
+        return
     text = f"partial credit: {fraction:.0%}"
     try:
         from IPython import get_ipython
@@ -46,7 +62,12 @@ def borrowed(function, packages: tuple[str, ...] = ("coursekit", "torchvision"))
     package (or torchvision) already provides. The function itself counts too when it is one of theirs
     (``from coursekit.ops.boxes import box_iou as my_iou``) or is not Python code at all (a builtin,
     a C function, a ``functools.partial``). It catches plain reuse, not a determined cheat.
+
+    In the judge, a student's function is a handle (``coursekit.grading.judge.Remote``) that answers for itself
+    from the submitted source.
     """
+    if hasattr(type(function), "__coursekit_borrowed__"):
+        return function.__coursekit_borrowed__(packages)
     own = getattr(function, "__module__", None) or ""
     if own.split(".")[0] in packages or not hasattr(function, "__code__"):
         return [f"{own}.{getattr(function, '__qualname__', type(function).__name__)}".lstrip(".")]
@@ -60,6 +81,9 @@ def borrowed(function, packages: tuple[str, ...] = ("coursekit", "torchvision"))
     found = []
     for name in dict.fromkeys(names(function.__code__)):
         value = function.__globals__.get(name)
+        if hasattr(type(value), "__coursekit_borrowed__"):
+            found += value.__coursekit_borrowed__(packages)
+            continue
         origin = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
         if any(str(x).split(".")[0] in packages for x in (name, origin) if x):
             found.append(name)

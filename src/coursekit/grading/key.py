@@ -28,6 +28,13 @@ class Exercise:
     released: dict[str, object]   # the student's copy of each cell, by grade id
     tests: list[TestCell]
 
+    @property
+    def judged(self) -> bool:
+        """Whether the judge runs this exercise's tests (the default; a key notebook's metadata
+        ``{"coursekit": {"judge": false}}`` runs them in the student's kernel, as nbgrader does)."""
+        meta = self.key.metadata.get("coursekit", {})
+        return not (isinstance(meta, dict) and meta.get("judge") is False)
+
     def original(self, gid: str):
         return next(c for c in self.key.cells if grade_id(c) == gid)
 

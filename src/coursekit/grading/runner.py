@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import math
 import os
@@ -52,7 +53,7 @@ import time
 from pathlib import Path
 
 # First: nbclient imports nbformat too, and coursekit.grading.notebook imports it without a costly grammar.
-from coursekit.grading.notebook import nbformat  # isort: skip
+from coursekit.grading.notebook import InvalidNotebook, LinkRefused, nbformat, read_submission  # isort: skip
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager  # noqa: E402
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
@@ -237,6 +238,7 @@ class Runner:
         self.starts = 0
         self._memory_task: asyncio.Task | None = None
         self.group: cgroups.KernelGroup | None = None  # the kernel's control group, where one can be made
+        self.judge = None  # the judge of a judged notebook (coursekit.grading.judge), made when first needed
 
     # -- kernel lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -379,9 +381,10 @@ class Runner:
         return False
 
     # -- execution --------------------------------------------------------------------------------
-    async def execute(self, index: int) -> dict:
-        """Run cell ``index``; return its outcome: status, error, streams, partial credit, seconds."""
-        cell = self.nb.cells[index]
+    async def execute(self, index: int, cell=None) -> dict:
+        """Run cell ``index`` (or ``cell`` in its place); return its outcome: status, error, streams, partial
+        credit, seconds."""
+        cell = self.nb.cells[index] if cell is None else cell
         began = time.monotonic()
         status, reason = "ok", None
         self.watchdog.arm(self.kernel_pid(), self.hard_limit)
@@ -408,6 +411,81 @@ class Runner:
             outcome["status"] = "error"
         return outcome
 
+    # -- the judge ----------------------------------------------------------------------------------
+    def role(self, index: int) -> str:
+        return self.nb.cells[index].metadata.get("coursekit", {}).get("role", "")
+
+    def channel(self) -> str:
+        """The folder the kernel writes its answers to: its sockets folder (the only one it shares with
+        this process) in the sandbox, its working folder without one."""
+        return os.path.dirname(self.client.km.connection_file) if self.sandboxed else self.workdir
+
+    async def answer(self, index: int, data: bytes) -> bytes:
+        """Ask the kernel one question of the judge (``coursekit.grading.serve``), as a cell with the cell
+        limits; its answer's bytes, read from a file of the channel folder that is not followed through a
+        link and is checked for size before it is read."""
+        from coursekit.grading import judge, wire
+
+        name = f"reply-{judge.nonce()}"
+        path = os.path.join(self.channel(), name)
+        code = f"__coursekit_serve__({base64.b64encode(data).decode()!r}, {path!r})"
+        outcome = await self.execute(index, nbformat.v4.new_code_cell(code))
+        if outcome["status"] in ("died", "timeout"):
+            raise judge.KernelGone(outcome["status"], outcome["reason"] or outcome["status"])
+        if outcome["error"]:
+            e = outcome["error"]
+            raise judge.AnswerError(f"the kernel did not answer ({e['ename']}: {e['evalue'][:200]})")
+        try:
+            return read_submission(self.channel(), name, limit=wire.MAX_BYTES)
+        except (InvalidNotebook, LinkRefused) as err:
+            raise judge.AnswerError(f"the kernel's answer was refused: {err}") from None
+        except OSError as err:
+            raise judge.AnswerError(f"the kernel gave no answer ({err.strerror or err})") from None
+        finally:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    async def judged(self, index: int) -> dict:
+        """Run test cell ``index`` in the judge (``coursekit.grading.judge``); its outcome."""
+        loop = asyncio.get_running_loop()
+        began = time.monotonic()
+
+        def ask(data: bytes) -> bytes:
+            return asyncio.run_coroutine_threadsafe(self.answer(index, data), loop).result()
+
+        if self.judge is None:
+            from coursekit.grading.judge import Judge
+
+            info = self.nb.metadata["coursekit_judge"]
+            self.judge = Judge(ask, student_names=set(info["student_names"]), submitted=info["submitted"])
+        self.judge.ask = ask
+        outcome = await loop.run_in_executor(None, self.judge.run_test, self.nb.cells[index].source)
+        return {**outcome, "stdout": "", "stderr": "", "seconds": round(time.monotonic() - began, 3)}
+
+    async def given_in_judge(self, index: int, outcome: dict) -> dict:
+        """A given cell the judge needs runs there too, after the kernel ran it; its error, if any, is the cell's."""
+        if self.judge is None:
+            from coursekit.grading.judge import Judge
+
+            info = self.nb.metadata["coursekit_judge"]
+            self.judge = Judge(lambda data: b"", student_names=set(info["student_names"]), submitted=info["submitted"])
+        error = await asyncio.get_running_loop().run_in_executor(None, self.judge.run_given, self.nb.cells[index].source)
+        if error and outcome["status"] == "ok":
+            outcome = {**outcome, "status": "error", "error": error}
+        return outcome
+
+    async def run_cell(self, index: int) -> dict:
+        """Run cell ``index`` where it belongs: a judged test in the judge, every other cell in the kernel."""
+        judged = "coursekit_judge" in self.nb.metadata
+        if judged and self.role(index) == "test":
+            return await self.judged(index)
+        outcome = await self.execute(index)
+        if judged and self.nb.cells[index].metadata.get("coursekit", {}).get("judged"):
+            outcome = await self.given_in_judge(index, outcome)
+        return outcome
+
     async def restart(self, before: list[int], killers: set[int]) -> bool:
         """Restart the kernel and replay the cells in ``before`` except the ``killers``; False if out of restarts."""
         while True:
@@ -418,8 +496,8 @@ class Runner:
             self.events.write(event="restart", count=self.restarts)
             await self.start()
             for index in before:
-                if index in killers:
-                    continue
+                if index in killers or ("coursekit_judge" in self.nb.metadata and self.role(index) == "test"):
+                    continue  # a judged test does not run in the kernel
                 self.events.write(event="replay", cell=index)
                 if (await self.execute(index))["status"] in ("died", "timeout"):
                     killers.add(index)
@@ -434,7 +512,7 @@ class Runner:
         try:
             for position, index in enumerate(code):
                 self.events.write(event="start", cell=index)
-                outcome = await self.execute(index)
+                outcome = await self.run_cell(index)
                 self.events.write(event="end", cell=index, **outcome)
                 if outcome["status"] in ("died", "timeout"):  # not worth running again after a restart
                     killers.add(index)

@@ -62,7 +62,7 @@ def score(exercise: Exercise, plan: list[Planned], outcomes: dict[int, dict], st
             line = f" (line {error['line']})" if error.get("line") else ""
             result.issues.append(f"{kind} in {where}{line}")
             result.notes.append(f"Your cell {where} raised {_error_text(error)}{line}.")
-        elif error and cell.role == "guard":
+        elif error and cell.role in ("guard", "serve"):
             result.notes.append(f"The grader's set-up raised {_error_text(error)}.")
         elif error and cell.role in ("locked", "student"):
             result.issues.append(f"an error in {where}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from coursekit.grading import protocol
 from coursekit.grading.isolation import sandbox, trees
-from coursekit.grading.assembly import Planned
+from coursekit.grading.assembly import Planned, student_names, submitted_source
 from coursekit.grading.notebook import notebook_text, write_atomic
 from coursekit.grading.protocol import kill_group
 from coursekit.grading.settings import Settings
@@ -75,7 +75,11 @@ def run_notebook(plan: list[Planned], settings: Settings, env: dict[str, str],
     With ``zygote`` (sandboxed grading), the runner forks its kernels from it instead of starting ``bwrap``."""
     import nbformat
 
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(p.source) for p in plan])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        p.source, metadata={"coursekit": {"role": p.role, "judged": p.judged}}) for p in plan])
+    if plan and plan[0].role == "serve":  # the judge runs the tests (coursekit.grading.judge)
+        nb.metadata["coursekit_judge"] = {"student_names": sorted(student_names(plan)),
+                                          "submitted": submitted_source(plan)}
     tmp = Path(tempfile.mkdtemp(prefix="coursekit-grade-"))
     try:
         (tmp / "work").mkdir()
