@@ -129,10 +129,11 @@ def test_feedback_never_quotes_a_hidden_test(graded):
 
     (row,) = graded["rows"]["leaks_hidden"]
     assert row["tasks"] == {**FULL, "task1": 0.0}, row
-    # the attack did reach the hidden test's text: the instructor's grades.json shows it
-    assert any(gb.SECRET in t["message"] for t in row["tests"]), row["tests"]
+    # the judge runs the tests: the file the kernel's caller came from holds no test, hidden or not, and
+    # neither the instructor's grades.json nor the feedback shows the hidden text
+    assert not any(gb.SECRET in t["message"] for t in row["tests"]), row["tests"]
     text = (graded["feedback"] / "leaks_hidden.md").read_text()
-    assert gb.SECRET not in text and WITHHELD in text, text
+    assert gb.SECRET not in text and WITHHELD not in text, text
     assert "test_task1_mean: failed: ValueError" in text, text
 
 

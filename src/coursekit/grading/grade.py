@@ -87,7 +87,7 @@ def grade_submission(sub: Submission, exercises: dict[str, Exercise], settings: 
         name = names[0]
     if name is None:
         return _zero(None, result, "unknown exercise: name the file after its exercise or pass --exercise")
-    result.exercise, result.max = name, exercises[name].max
+    result.exercise, result.max, result.judged = name, exercises[name].max, exercises[name].judged
     plan, issues = assemble(exercises[name], nb)
     result.issues += issues
     zygote = zygotes.take() if zygotes is not None else None

@@ -71,9 +71,26 @@ class Remote:
     def __repr__(self) -> str:
         return f"<{self._kind} {self._label()} in the student's kernel>"
 
+    def __bool__(self) -> bool:
+        raise TypeError(f"{self._label()} is a {self._kind} of the student's kernel (type {self._type}), not a "
+                        "value: it has no truth value here")
+
+    @staticmethod
+    def make(judge: Judge, spec: dict) -> Remote:
+        """A handle whose class is named after the student's type, so that an error names it: "must be Tensor,
+        not Liar (in the student's kernel)"."""
+        name = f"{spec['type']} (in the student's kernel)"
+        kind = _HANDLES.get(name)
+        if kind is None:
+            kind = _HANDLES[name] = type(name, (Remote,), {"__slots__": ()})
+        return kind(judge, spec["id"], spec["kind"], spec["type"])
+
     def __coursekit_borrowed__(self, packages: tuple[str, ...]) -> list[str]:
         """``credit.borrowed`` of a student's function: read from the submitted source, not the kernel."""
         return self._judge.borrowed(self._name, packages) if self._name else [f"{self._type} (not a function)"]
+
+
+_HANDLES: dict[str, type] = {}
 
 
 def names_read(source: str) -> set[str]:
@@ -115,17 +132,22 @@ def plan(cells: list[tuple[str, str]]) -> tuple[list[bool], set[str]]:
     """Which given cells the judge runs too, and which names are the student's.
 
     ``cells`` are (role, source) in the notebook's order, role ``"given"``, ``"answer"`` or ``"test"``. An
-    answer binds student names; a given cell that reads one runs in the kernel only and its names are the
-    student's too; any other given cell also runs in the judge when a later test (or a later given cell the
-    judge runs) reads a name it binds. Returns, per cell, whether the judge runs it, and the student names."""
+    answer binds student names. A given cell that reads one it does not bind itself runs in the kernel only,
+    and its names are the student's too (a student's ``import torch`` above the key's ``import torch`` does
+    not count). Any other given cell also runs in the judge when a later test (or a later given cell the
+    judge runs) reads a name it binds, and the names it binds are never the student's. Returns, per cell,
+    whether the judge runs it, and the student names."""
     remote: set[str] = set()
     local_ok = []
     for role, source in cells:
-        if role == "answer" or (role == "given" and names_read(source) & remote):
+        if role == "answer" or (role == "given" and (names_read(source) - names_bound(source)) & remote):
             remote |= names_bound(source)
             local_ok.append(False)
         else:
             local_ok.append(role == "given")
+    # A name the key's own given cells bind stays the key's, whatever a student's cell rebinds it to: a
+    # student's ``import torch`` (or ``torch = ...``) must not hand the tests the kernel's torch.
+    remote -= {name for (role, source), ok in zip(cells, local_ok) if ok for name in names_bound(source)}
     needed: set[str] = set()
     runs = [False] * len(cells)
     for i in range(len(cells) - 1, -1, -1):
@@ -162,7 +184,7 @@ class Judge:
             raise AnswerError(f"calling {what}: {err}") from None
         reply = self.ask(data)
         try:
-            answer = wire.decode(reply, make_handle=lambda spec: Remote(self, spec["id"], spec["kind"], spec["type"]))
+            answer = wire.decode(reply, make_handle=lambda spec: Remote.make(self, spec))
         except wire.WireError as err:
             raise AnswerError(f"the answer of {what} is not data: {err}") from None
         if type(answer) is tuple and len(answer) == 3 and answer[0] == "raised" and \
@@ -200,10 +222,16 @@ class Judge:
         """Run one test cell here: ``{"status": ..., "error": ..., "partial": ...}`` as the runner reports."""
         fraction: list[float] = []
         try:
-            wanted = sorted(names_read(source) & self.student_names)
+            # the student's names this test reads (one the test binds itself, as ``forward = _key_forward``,
+            # is the test's own: every key binds such a name before it reads it)
+            wanted = sorted((names_read(source) - names_bound(source)) & self.student_names)
             for name in wanted:
                 self.namespace.pop(name, None)
-            self.namespace.update(self.look(wanted))
+            try:
+                self.namespace.update(self.look(wanted))
+            except AnswerError as err:  # before the test's first line: nothing of the test in it
+                return {"status": "error", "reason": None, "error": {**_error(err), "before_test": True},
+                        "partial": None}
             with credit.recording(fraction.append):
                 exec(compile(source, TEST_FILE, "exec"), self.namespace)  # noqa: S102 - the key's own test
         except KernelGone as gone:

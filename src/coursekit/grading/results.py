@@ -27,6 +27,7 @@ class Result:
     issues: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)   # per-cell detail for the feedback file
     max: float = 0.0
+    judged: bool | None = None  # whether the judge ran its tests (``coursekit.grading.judge``); None: none ran
 
     @property
     def total(self) -> float:
@@ -46,7 +47,8 @@ class Result:
     def to_dict(self) -> dict:
         return {"student": self.student, "exercise": self.exercise, "file": self.file, "tasks": self.tasks,
                 "total": self.total, "max": self.max, "status": self.status,
-                "tests": [asdict(t) for t in self.tests], "issues": self.issues, "notes": self.notes}
+                "judged": self.judged, "tests": [asdict(t) for t in self.tests], "issues": self.issues,
+                "notes": self.notes}
 
 
 def _zero(exercise: Exercise | None, result: Result, why: str) -> Result:

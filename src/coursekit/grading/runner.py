@@ -76,12 +76,16 @@ def strip_ansi(text: str) -> str:
 
 
 class _KernelSpecs(KernelSpecManager):
-    """Always the Python running the grader, whatever other kernels named python3 are installed."""
+    """Always the Python running the grader, whatever other kernels named python3 are installed, with the
+    kernel's heap limit (``memory_mb``, 0: none)."""
+
+    memory_mb = 0
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
         from ipykernel.kernelspec import get_kernel_dict
 
-        return KernelSpec(resource_dir="", **get_kernel_dict())
+        spec = {**get_kernel_dict(), "argv": sandbox.launch_argv(nproc=0, memory_mb=self.memory_mb)}
+        return KernelSpec(resource_dir="", **spec)
 
 
 class _SandboxSpecs(KernelSpecManager):
@@ -239,6 +243,7 @@ class Runner:
         self._memory_task: asyncio.Task | None = None
         self.group: cgroups.KernelGroup | None = None  # the kernel's control group, where one can be made
         self.judge = None  # the judge of a judged notebook (coursekit.grading.judge), made when first needed
+        self.deadline = 0.0  # when the judged test now running runs out of time (all its calls together)
 
     # -- kernel lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -267,8 +272,8 @@ class Runner:
                 sandbox.reachable(folder, self.sandbox_user)  # the sandbox's host user binds sockets/ below them
             sandbox.hand_over(sockets, self.sandbox_user)
             specs = _SandboxSpecs()
-            specs.argv = sandbox.kernel_argv(str(sockets), self.env, disk_mb=self.disk_mb,
-                                             nproc=self.tasks(), user=self.sandbox_user)
+            specs.argv = sandbox.kernel_argv(str(sockets), self.env, disk_mb=self.disk_mb, nproc=self.tasks(),
+                                             memory_mb=self.memory_mb, user=self.sandbox_user)
             km = AsyncKernelManager(kernel_name="coursekit-sandbox", kernel_spec_manager=specs, transport="ipc",
                                     ip=str(sockets / f"k{self.starts}"),
                                     connection_file=str(sockets / f"kernel-{self.starts}.json"))
@@ -277,7 +282,9 @@ class Runner:
             km.provisioner.user = self.sandbox_user
             cwd = str(sockets)
         else:
-            km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=_KernelSpecs())
+            specs = _KernelSpecs()
+            specs.memory_mb = self.memory_mb
+            km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=specs)
             cwd = self.workdir
         try:
             await km.start_kernel(cwd=cwd, env=self.env, extra_arguments=["--HistoryManager.hist_file=:memory:"])
@@ -426,10 +433,17 @@ class Runner:
         link and is checked for size before it is read."""
         from coursekit.grading import judge, wire
 
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise judge.KernelGone("timeout", f"cell time limit ({self.cell_timeout:g} s) exceeded")
         name = f"reply-{judge.nonce()}"
         path = os.path.join(self.channel(), name)
         code = f"__coursekit_serve__({base64.b64encode(data).decode()!r}, {path!r})"
-        outcome = await self.execute(index, nbformat.v4.new_code_cell(code))
+        self.client.timeout = max(1, math.ceil(left))  # the test's calls share one cell's time
+        try:
+            outcome = await self.execute(index, nbformat.v4.new_code_cell(code))
+        finally:
+            self.client.timeout = max(1, math.ceil(self.cell_timeout))
         if outcome["status"] in ("died", "timeout"):
             raise judge.KernelGone(outcome["status"], outcome["reason"] or outcome["status"])
         if outcome["error"]:
@@ -451,6 +465,7 @@ class Runner:
         """Run test cell ``index`` in the judge (``coursekit.grading.judge``); its outcome."""
         loop = asyncio.get_running_loop()
         began = time.monotonic()
+        self.deadline = began + self.cell_timeout
 
         def ask(data: bytes) -> bytes:
             return asyncio.run_coroutine_threadsafe(self.answer(index, data), loop).result()
@@ -548,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.zygote:
         to_zygote, from_zygote, pid, sockets = args.zygote.split(",", 3)
         zygote = ZygoteClient(int(to_zygote), int(from_zygote), int(pid), sockets)
-    limits.set_limits(args.memory_mb, args.file_mb)
+    limits.set_limits(args.file_mb)
     limits.become_subreaper()
     events = _Events(args.events)
     nb = nbformat.read(args.notebook, as_version=4)

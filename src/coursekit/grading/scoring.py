@@ -83,6 +83,8 @@ def score(exercise: Exercise, plan: list[Planned], outcomes: dict[int, dict], st
             message = f"stopped: {stopped}" if stopped else "stopped"
         elif status in ("died", "timeout"):
             message = out["reason"] if status == "died" else f"time limit ({settings.cell_timeout:g} s) exceeded"
+        elif error and error.get("before_test"):  # the judge could not fetch the student's values
+            message = _error_text(error)
         elif error and (error.get("line") in spec.hidden or (error.get("line") is None and spec.hidden)):
             # no line found in the traceback: the error may come from a hidden test, so say nothing more
             message = f"a hidden test failed ({error['ename']})"

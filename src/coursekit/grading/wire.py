@@ -4,6 +4,7 @@ A message is one safetensors file (``safetensors.numpy``): its arrays are the me
 and its ``__metadata__["value"]`` is the structure, in JSON, that refers to them by name::
 
     None, True, 3, 2.5, "text"       -> themselves (non-finite floats as {"float": "nan"})
+    1+2j                             -> {"complex": [1.0, 2.0]}
     b"..."                           -> {"bytes": BASE64}
     (a, b)  /  [a, b]  /  {k: v}     -> {"tuple": [...]}  /  [...]  /  {"dict": [[k, v], ...]}
     a torch tensor / a numpy array   -> {"tensor": NAME}  /  {"array": NAME}   (dtype from ``DTYPES``)
@@ -11,10 +12,13 @@ and its ``__metadata__["value"]`` is the structure, in JSON, that refers to them
     an object of the kernel          -> {"handle": ID, "kind": "function" | "class" | "object", "type": NAME}
     a handle the judge sends back    -> {"ref": ID}
 
+A subclass of one of these (``torch.Size``, an ``OrderedDict``, a tensor subclass, ``nn.Parameter``) is sent
+as its plain base.
+
 ``decode`` is the judge's side of the wall: it checks the file's size before anything else
 (``MAX_BYTES``), the structure's depth (``MAX_DEPTH``) and size (``MAX_ITEMS``), every dtype and shape
 (safetensors checks that the offsets and the sizes agree), and builds nothing but ``None``, ``bool``,
-``int``, ``float``, ``str``, ``bytes``, ``tuple``, ``list``, ``dict``, plain ``torch.Tensor`` and
+``int``, ``float``, ``complex``, ``str``, ``bytes``, ``tuple``, ``list``, ``dict``, plain ``torch.Tensor`` and
 ``numpy.ndarray`` (and the judge's own handle objects, through ``make_handle``): no pickle, no class of the
 student's, so a tensor subclass arrives as a plain tensor and an object with a lying ``__eq__`` or
 ``__bool__`` cannot arrive at all. Anything else is a ``WireError`` naming the problem.
@@ -62,6 +66,8 @@ def encode(value: Any, *, handle: Callable[[Any], dict] | None = None) -> bytes:
             return v
         if kind is float:
             return v if math.isfinite(v) else {"float": repr(v)}
+        if kind is complex:
+            return {"complex": [walk(v.real, depth + 1), walk(v.imag, depth + 1)]}
         if kind is bytes:
             return {"bytes": base64.b64encode(v).decode()}
         if kind in (list, tuple):
@@ -69,8 +75,14 @@ def encode(value: Any, *, handle: Callable[[Any], dict] | None = None) -> bytes:
             return items if kind is list else {"tuple": items}
         if kind is dict:
             return {"dict": [[walk(k, depth + 1), walk(x, depth + 1)] for k, x in v.items()]}
-        if isinstance(v, np.ndarray) and kind is np.ndarray:
-            return {"array": array(v)}
+        for base in (int, float, complex, str, bytes, list, tuple, dict):  # a subclass (torch.Size, an
+            if isinstance(v, base) and kind is not bool:                # OrderedDict) crosses as its base
+                plain = base(v)
+                if type(plain) is not base:
+                    raise WireError(f"a {kind.__name__} that does not convert to a {base.__name__}")
+                return walk(plain, depth)
+        if isinstance(v, np.ndarray):
+            return {"array": array(np.asarray(v))}
         if isinstance(v, np.generic) and v.dtype.name in DTYPES:
             return v.item()
         tensor = _as_tensor(v)
@@ -166,6 +178,11 @@ def decode(data: bytes, *, make_handle: Callable[[dict], Any] | None = None,
         (key, item), = list(v.items())[:1]
         if key == "float" and item in ("nan", "inf", "-inf"):
             return float(item)
+        if key == "complex" and type(item) is list and len(item) == 2:
+            real, imag = (walk(x, depth + 1) for x in item)
+            if type(real) is not float or type(imag) is not float:
+                raise WireError("a complex number whose parts are not floats")
+            return complex(real, imag)
         if key == "bytes" and type(item) is str:
             try:
                 return base64.b64decode(item, validate=True)

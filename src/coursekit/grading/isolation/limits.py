@@ -1,6 +1,7 @@
 """The limits around one graded kernel, as the runner applies them (stdlib and psutil only).
 
-* ``set_limits``: the runner's own rlimits, which its kernel inherits (heap, file size, no core files);
+* ``set_limits``: the runner's own rlimits, which its kernel inherits (file size, no core files; the heap
+  limit is the kernel's own: ``sandbox.launch_argv``);
 * ``Watchdog``: a thread that kills a kernel whose cell overran its hard deadline, whatever the event loop
   is doing;
 * ``watch``: the poll that kills a kernel past the memory limit, or a sandbox past the process, file or
@@ -24,16 +25,13 @@ from coursekit.grading.isolation.cgroups import KernelGroup
 from coursekit.grading.protocol import kill_tree
 
 
-def set_limits(memory_mb: int, file_mb: int) -> None:
-    """Limit this process and every child it starts (the kernel): heap memory, file size, no core files."""
+def set_limits(file_mb: int) -> None:
+    """Limit this process and every child it starts (the kernel): file size, no core files."""
     try:
         import resource
     except ImportError:  # Windows: the watchdog and the timeouts still apply
         return
-    wanted = [(resource.RLIMIT_CORE, 0), (resource.RLIMIT_FSIZE, file_mb * 2**20)]
-    if memory_mb > 0:
-        wanted.append((getattr(resource, "RLIMIT_DATA", resource.RLIMIT_AS), memory_mb * 2**20))
-    for limit, value in wanted:
+    for limit, value in ((resource.RLIMIT_CORE, 0), (resource.RLIMIT_FSIZE, file_mb * 2**20)):
         soft, hard = resource.getrlimit(limit)
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         resource.setrlimit(limit, (value, hard))

@@ -49,12 +49,23 @@ _KEEP = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "PYTHONHASHSEED", "MPLB
          "NBGRADER_EXECUTION", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYDEVD_DISABLE_FILE_VALIDATION")
 _KEEP_PREFIXES = ("COURSEKIT_", "LC_")
 _SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-# Sets the process limit inside the sandbox, then starts ipykernel as ipykernel_launcher does.
+# Sets the kernel's process and heap limits (soft and hard: the kernel cannot raise them; 0: none), then
+# starts ipykernel as ipykernel_launcher does. The heap limit is the kernel's own, not inherited from the
+# runner, whose judge (coursekit.grading.judge) needs torch whatever the kernels may use.
 _LAUNCH = ("import resource, sys\n"
-           "n = int(sys.argv.pop(1))\n"
-           "try:\n    resource.setrlimit(resource.RLIMIT_NPROC, (n, n))\nexcept (ValueError, OSError):\n    pass\n"
+           "n, data = int(sys.argv.pop(1)), int(sys.argv.pop(1))\n"
+           "for limit, value in ((resource.RLIMIT_NPROC, n), (resource.RLIMIT_DATA, data)):\n"
+           "    hard = resource.getrlimit(limit)[1]\n"
+           "    value = value if hard == resource.RLIM_INFINITY else min(value, hard)\n"
+           "    try:\n        value > 0 and resource.setrlimit(limit, (value, value))\n"
+           "    except (ValueError, OSError):\n        pass\n"
            "sys.path[:] = [p for p in sys.path if p]\n"
            "from ipykernel import kernelapp\nkernelapp.launch_new_instance()\n")
+
+
+def launch_argv(*, nproc: int, memory_mb: int) -> list[str]:
+    """The command line that starts an ipykernel with these limits (0: none), talking on ``{connection_file}``."""
+    return [sys.executable, "-c", _LAUNCH, str(nproc), str(max(0, memory_mb) * 2**20), "-f", "{connection_file}"]
 
 
 # Run as root before the sandbox starts, when ``nobody`` cannot pass through a folder above a path the kernel
@@ -290,13 +301,13 @@ def _walls(sockets: str | None, env: dict[str, str], disk_mb: int, extra: tuple[
             *_walls_args(sockets, env, disk_mb, extra, sources)]
 
 
-def kernel_argv(sockets: str, env: dict[str, str], *, disk_mb: int = 512, nproc: int = 1024,
+def kernel_argv(sockets: str, env: dict[str, str], *, disk_mb: int = 512, nproc: int = 1024, memory_mb: int = 0,
                 user: str | None = None) -> list[str]:
     """The kernelspec argv of a sandboxed ipykernel talking on ipc sockets in ``sockets``, run as ``user``
-    on the host (``user_of``; ``None``: ``runs_as()``)."""
+    on the host (``user_of``; ``None``: ``runs_as()``), its heap limited to ``memory_mb`` (0: no limit)."""
     # --disable-userns: no nested user namespace, so no tmpfs or mount of the kernel's own outside the caps
-    return [*_walls(sockets, env, disk_mb, ("--disable-userns",), user=user), "--", sys.executable, "-c", _LAUNCH,
-            str(nproc), "-f", "{connection_file}"]
+    return [*_walls(sockets, env, disk_mb, ("--disable-userns",), user=user), "--",
+            *launch_argv(nproc=nproc, memory_mb=memory_mb)]
 
 
 def zygote_argv(sockets: str, env: dict[str, str]) -> list[str]:
