@@ -196,7 +196,9 @@ def test_the_runner_starts_without_slow_imports():
 ])
 def test_the_grader_kills_a_runner_that_stops_reporting(tmp_path, key, monkeypatch, runner, margin, timeout,
                                                          status):
-    """The outer walls do not depend on the runner: a hung or spinning runner is killed from outside."""
+    """The outer walls do not depend on the runner: a hung or spinning runner is killed from outside (a runner
+    started as a new process, ``warm=False``, so that this one can take its place; a forked one is waited for
+    and killed by the same code)."""
     import coursekit.grading.isolation.supervise as supervise
 
     monkeypatch.setattr(supervise, "RUNNER", [sys.executable, "-c", runner])
@@ -205,7 +207,7 @@ def test_the_grader_kills_a_runner_that_stops_reporting(tmp_path, key, monkeypat
     [sub] = find_submissions(tmp_path / "subs")
     began = time.monotonic()
     result = grade_submission(sub, load_key(key), Settings(cell_timeout=1.0, timeout=timeout, memory_mb=MEMORY_MB,
-                                                                   sandbox=SANDBOX))
+                                                           sandbox=SANDBOX, warm=False))
     assert time.monotonic() - began < 10
     assert result.total == 0 and status in result.status, result.status
     assert sub.path == path

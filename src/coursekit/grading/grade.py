@@ -32,7 +32,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from coursekit.grading.isolation import sandbox
+from coursekit.grading.isolation import runners, sandbox
 from coursekit.grading.assembly import Planned, assemble
 from coursekit.grading.key import Exercise, TestCell, load_key, resolve_exercise
 from coursekit.grading.notebook import InvalidNotebook, parse_notebook, read_submission, unreadable
@@ -116,9 +116,10 @@ def grade_folder(submissions: str | Path, key: str | Path | dict[str, Exercise] 
     found = find_submissions(submissions, exclude=exclude)
     env = settings.environment(workers)
     zygotes = None
+    graded = [exercises[exercise]] if exercise else list(exercises.values())
+    modules = preload([c.source for ex in graded for c in ex.key.cells if c.cell_type == "code"])
+    runners.preload(modules)  # the judge's runners are forked with these imported (grading.isolation.runners)
     if settings.sandbox and settings.warm and found:
-        graded = [exercises[exercise]] if exercise else list(exercises.values())
-        modules = preload([c.source for ex in graded for c in ex.key.cells if c.cell_type == "code"])
         zygotes = ZygotePool(env, modules)
     try:
         if zygotes is not None:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from coursekit.grading import protocol
-from coursekit.grading.isolation import sandbox, trees
+from coursekit.grading.isolation import runners, sandbox, trees
 from coursekit.grading.assembly import Planned, student_names, submitted_source
 from coursekit.grading.notebook import notebook_text, write_atomic
 from coursekit.grading.protocol import kill_group
@@ -23,7 +23,7 @@ RUNNER = [sys.executable, "-m", "coursekit.grading.runner"]
 STALL_MARGIN = protocol.STALL_MARGIN
 
 
-_live: set[subprocess.Popen] = set()
+_live: set = set()  # the runners now running (subprocess.Popen or runners.Forked)
 _live_lock = threading.Lock()
 
 
@@ -43,7 +43,7 @@ def stall_limit(settings: Settings) -> float:
     return protocol.stall_limit(settings.cell_timeout, STALL_MARGIN)
 
 
-def _supervise(proc: subprocess.Popen, events: Path, settings: Settings) -> str | None:
+def _supervise(proc, events: Path, settings: Settings) -> str | None:
     """Wait for the runner (sleeping, never spinning); why it had to be stopped, or None if it finished.
 
     Two walls that do not depend on anything inside the runner: the notebook's time limit, and a runner
@@ -85,21 +85,25 @@ def run_notebook(plan: list[Planned], settings: Settings, env: dict[str, str],
         (tmp / "work").mkdir()
         write_atomic(tmp / "graded.ipynb", notebook_text(nb))
         events_path = tmp / "events.jsonl"
-        command = [*RUNNER, str(tmp / "graded.ipynb"), str(events_path),
+        args = [str(tmp / "graded.ipynb"), str(events_path),
                    "--workdir", str(tmp / "work"), "--cell-timeout", str(settings.cell_timeout),
                    "--memory-mb", str(settings.memory_mb), "--max-restarts", str(settings.max_restarts),
                    "--disk-mb", str(settings.disk_mb), "--max-processes", str(settings.max_processes),
                    "--max-files", str(settings.max_files)]
         if settings.sandbox:  # and who the sandbox runs as, decided once here
-            command += ["--sandbox", "--unprivileged", "1" if sandbox.unprivileged() else "0"]
+            args += ["--sandbox", "--unprivileged", "1" if sandbox.unprivileged() else "0"]
         fds: tuple[int, ...] = ()
         if zygote is not None:
             extra, fds = zygote.runner_args()
-            command += extra
+            args += extra
         stopped = None
         with open(tmp / "runner.log", "wb") as log:
-            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    env=env, cwd=tmp, start_new_session=True, pass_fds=fds)
+            if settings.warm and runners.available():  # forked with the judge's imports done
+                proc = runners.start(args, cwd=str(tmp), env=env, log=log, pass_fds=fds)
+            else:
+                proc = subprocess.Popen([*RUNNER, *args], stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, env=env, cwd=tmp, start_new_session=True,
+                                        pass_fds=fds)
             with _live_lock:
                 _live.add(proc)
             try:
