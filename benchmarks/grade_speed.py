@@ -147,7 +147,8 @@ def _nbgrader(base: Path, source: Path, key: Path, students: int) -> list[tuple]
 
 
 class _Meter:
-    """Wall and CPU seconds of what runs inside ``with``: this process and everything it starts."""
+    """Wall and CPU seconds of what runs inside ``with``: this process, everything it starts and everything its
+    children (the warm runners' fork server) start meanwhile."""
 
     ROOT = Path("/sys/fs/cgroup/cpuacct")
 
@@ -177,6 +178,7 @@ class _Meter:
                 group.mkdir()
                 (group / "cgroup.procs").write_text(str(os.getpid()))
                 self.group, self.home = group, home
+                self._move_children(group)  # the fork server of the warm runners, started by an earlier row
             except OSError:
                 pass
         self.cpu0 = self._cpu()
@@ -188,11 +190,23 @@ class _Meter:
         self.cpu = self._cpu() - self.cpu0
         if self.group is not None:
             (self.home / "cgroup.procs").write_text(str(os.getpid()))
+            self._move_children(self.home)
             try:
                 self.group.rmdir()
             except OSError:
                 pass
         return False
+
+    @staticmethod
+    def _move_children(group: Path) -> None:
+        """Move this process's children into ``group``: what they fork from now on is counted there."""
+        import psutil
+
+        for child in psutil.Process().children():
+            try:
+                (group / "cgroup.procs").write_text(str(child.pid))
+            except OSError:
+                pass  # gone meanwhile
 
     def _cpu(self) -> float:
         if self.group is not None:
