@@ -415,11 +415,15 @@ def test_kernels_forked_from_one_zygote_cannot_reach_it_or_each_other(tmp_path, 
     from coursekit.grading.isolation import warm
     from coursekit.grading.grade import Settings, grade_folder
 
-    started = []
+    started, failed = [], []
     real_init = warm.Zygote.__init__
 
     def counted(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
+        try:
+            real_init(self, *args, **kwargs)
+        except Exception as err:  # why a zygote did not start, for the assertion below
+            failed.append(repr(err))
+            raise
         started.append(self.pid)
 
     monkeypatch.setattr(warm.Zygote, "__init__", counted)
@@ -433,7 +437,7 @@ def test_kernels_forked_from_one_zygote_cannot_reach_it_or_each_other(tmp_path, 
     results = grade_folder(tmp_path / "subs", key, workers=1, progress=False,
                            settings=Settings(cell_timeout=20, timeout=90, memory_mb=2048))
     rows = {r.student: r for r in results}
-    assert len(started) == 1, started
+    assert len(started) == 1, (started, failed)
     for name in ("a_attacks", "b_looks"):
         assert rows[name].tasks == FULL and rows[name].status == "ok", (name, rows[name].tasks, rows[name].status)
 
