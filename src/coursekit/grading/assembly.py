@@ -147,8 +147,7 @@ def assemble(exercise: Exercise, nb) -> tuple[list[Planned], list[str]]:
                 plan.append(Planned("locked", gid or "a setup cell", cell.source, gid))
         plan += [Planned("student", f"your cell after {gid}", s) for s in added.get(gid, []) if gid]
     if judged:
-        roles = {"locked": "given", "solution": "answer", "student": "answer", "test": "test", "serve": "given"}
-        runs, _ = judge_plan([(roles[p.role], p.source) for p in plan])
+        runs, _ = judge_plan(_judge_cells(plan))
         for p, run in zip(plan, runs):
             p.judged = run and p.role == "locked"
     return plan, issues
@@ -156,9 +155,16 @@ def assemble(exercise: Exercise, nb) -> tuple[list[Planned], list[str]]:
 
 def student_names(plan: list[Planned]) -> set[str]:
     """The names a judged test fetches from the kernel (``coursekit.grading.judge.plan``)."""
-    roles = {"locked": "given", "solution": "answer", "student": "answer", "test": "test", "serve": "given",
-             "guard": "given"}
-    return judge_plan([(roles[p.role], p.source) for p in plan])[1]
+    return judge_plan(_judge_cells(plan))[1]
+
+
+_JUDGE_ROLES = {"locked": "given", "solution": "answer", "student": "answer", "test": "test", "serve": "given",
+                "guard": "given"}
+
+
+def _judge_cells(plan: list[Planned]) -> list[tuple[str, str]]:
+    """The plan as ``judge.plan`` reads it: (role, source), the grader's and the key's cells "given"."""
+    return [(_JUDGE_ROLES[p.role], p.source) for p in plan]
 
 
 def submitted_source(plan: list[Planned]) -> str:

@@ -461,6 +461,16 @@ class Runner:
             except OSError:
                 pass
 
+    def the_judge(self):
+        """This notebook's judge (``coursekit.grading.judge``), made when first needed; a judged test sets its
+        way to the kernel (``ask``) before it runs."""
+        if self.judge is None:
+            from coursekit.grading.judge import Judge
+
+            info = self.nb.metadata["coursekit_judge"]
+            self.judge = Judge(lambda data: b"", student_names=set(info["student_names"]), submitted=info["submitted"])
+        return self.judge
+
     async def judged(self, index: int) -> dict:
         """Run test cell ``index`` in the judge (``coursekit.grading.judge``); its outcome."""
         loop = asyncio.get_running_loop()
@@ -470,23 +480,14 @@ class Runner:
         def ask(data: bytes) -> bytes:
             return asyncio.run_coroutine_threadsafe(self.answer(index, data), loop).result()
 
-        if self.judge is None:
-            from coursekit.grading.judge import Judge
-
-            info = self.nb.metadata["coursekit_judge"]
-            self.judge = Judge(ask, student_names=set(info["student_names"]), submitted=info["submitted"])
-        self.judge.ask = ask
+        self.the_judge().ask = ask
         outcome = await loop.run_in_executor(None, self.judge.run_test, self.nb.cells[index].source)
         return {**outcome, "stdout": "", "stderr": "", "seconds": round(time.monotonic() - began, 3)}
 
     async def given_in_judge(self, index: int, outcome: dict) -> dict:
         """A given cell the judge needs runs there too, after the kernel ran it; its error, if any, is the cell's."""
-        if self.judge is None:
-            from coursekit.grading.judge import Judge
-
-            info = self.nb.metadata["coursekit_judge"]
-            self.judge = Judge(lambda data: b"", student_names=set(info["student_names"]), submitted=info["submitted"])
-        error = await asyncio.get_running_loop().run_in_executor(None, self.judge.run_given, self.nb.cells[index].source)
+        error = await asyncio.get_running_loop().run_in_executor(None, self.the_judge().run_given,
+                                                                 self.nb.cells[index].source)
         if error and outcome["status"] == "ok":
             outcome = {**outcome, "status": "error", "error": error}
         return outcome
